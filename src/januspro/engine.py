@@ -1,0 +1,312 @@
+"""The engine: a loaded model plus its processor, with the two tasks as methods.
+
+    import januspro
+    janus = januspro.load("deepseek-ai/Janus-Pro-1B")          # or a local folder
+    answer = janus.chat("What is in this image?", images=["cat.png"]).text
+    images = janus.generate_images("a red circle", januspro.ImageOptions(n=4, seed=1))
+
+The CLI, the HTTP server and the web app are thin adapters over this class.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from PIL import Image
+
+from januspro.bundled import bundled_model_path
+from januspro.config import JanusConfig
+from januspro.device import pick_device, pick_dtype
+from januspro.errors import InputError
+from januspro.generation.image import ProgressFn, decode_images, default_budget, generate_image_codes, plan_chunks
+from januspro.generation.sampling import SamplingParams
+from januspro.generation.text import TextDecoder, decode_tokens
+from januspro.loading import LoadReport, load_model, resolve_model_path, save_weights
+from januspro.models.janus import JanusModel
+from januspro.processing.chat_format import Message
+from januspro.processing.image import ImageSource, pixels_to_pil
+from januspro.processing.processor import JanusProcessor, PromptIds
+from januspro.processing.tokenizer import StreamDecoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """Understanding (text) decoding options. temperature 0 is greedy."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int = 0
+    system: str | None = None  # None: the model's default system prompt; "" for none
+
+    def sampling(self) -> SamplingParams:
+        if self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        return SamplingParams(self.temperature, self.top_k, self.top_p)
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """Text-to-image options (the original's parallel_size, cfg_weight, temperature)."""
+
+    n: int = 1
+    cfg_weight: float = 5.0
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+    memory_budget_gb: float | None = None  # None: what the device has free
+    max_images: int = 256
+
+    def sampling(self) -> SamplingParams:
+        if not 1 <= self.n <= self.max_images:
+            raise InputError(f"n must be between 1 and {self.max_images}, got {self.n}")
+        if not self.cfg_weight >= 0:
+            raise InputError(f"cfg_weight must be >= 0, got {self.cfg_weight}")
+        if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
+            raise InputError(f"memory_budget_gb must be > 0, got {self.memory_budget_gb}")
+        return SamplingParams(self.temperature, self.top_k, self.top_p)
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    tokens: tuple[int, ...]
+    prompt_tokens: int
+    finish_reason: str  # "stop" (end of turn) or "length" (token budget spent)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    images: list[Image.Image]
+    codes: torch.Tensor = field(repr=False)  # [n, num_gen_tokens] VQ codes, on the CPU
+    prompt_tokens: int = 0
+    chunk_size: int = 0
+
+
+def _as_messages(conversation: str | Message | Sequence[Message], images: Sequence[ImageSource]) -> list[Message]:
+    if isinstance(conversation, str):
+        return [Message("user", conversation, tuple(images))]
+    if images:
+        raise InputError("pass images inside the messages when giving a whole conversation")
+    if isinstance(conversation, Message):
+        return [conversation]
+    return list(conversation)
+
+
+class Janus:
+    """A Janus model ready for understanding and generation."""
+
+    def __init__(self, model: JanusModel, processor: JanusProcessor, report: LoadReport | None = None, name: str = "") -> None:
+        self.model = model
+        self.processor = processor
+        self.report = report
+        self.name = name
+        weight = model.language_model.model.embed_tokens.weight
+        self.device = weight.device
+        self.dtype = weight.dtype
+
+    @property
+    def config(self) -> JanusConfig:
+        return self.model.config
+
+    # ------------------------------------------------------------ understanding
+
+    def _prompt_embeds(self, ids: torch.Tensor, image_mask: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        image_embeds = self.model.encode_images(pixels.to(self.device)) if pixels.shape[0] else None
+        return self.model.embed_prompt(ids.to(self.device), image_mask.to(self.device), image_embeds)
+
+    def _budget(self, prompt_len: int, options: ChatOptions) -> int:
+        self.processor.check_length(prompt_len)
+        room = self.processor.max_length - prompt_len
+        if room < 1:
+            raise InputError(f"the prompt fills the model's context of {self.processor.max_length} tokens")
+        return min(options.max_new_tokens, room)
+
+    @torch.inference_mode()
+    def chat_batch(self, conversations: Sequence[Sequence[Message]], options: ChatOptions = ChatOptions()) -> list[ChatResult]:
+        """Answer several conversations in one left-padded batch."""
+        if not conversations:
+            return []
+        params = options.sampling()
+        prompts = [self.processor.conversation(c, options.system) for c in conversations]
+        batch = self.processor.batch(prompts)
+        budget = self._budget(batch.input_ids.shape[1], options)
+        decoder = TextDecoder(self.model, len(prompts), batch.input_ids.shape[1] + budget)
+        embeds = self._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
+        logits = decoder.extend(embeds, batch.attention_mask.to(self.device))
+        eos = self.processor.tokenizer.special.eos
+        tokens: list[list[int]] = [[] for _ in prompts]
+        for step in decode_tokens(decoder, logits, params, [options.seed] * len(prompts), budget, [eos]):
+            for row, token in enumerate(step):
+                if token is not None:
+                    tokens[row].append(token)
+        return [self._result(t, len(p.ids), eos) for t, p in zip(tokens, prompts)]
+
+    def _result(self, tokens: list[int], prompt_tokens: int, eos: int) -> ChatResult:
+        finished = bool(tokens) and tokens[-1] == eos
+        text = self._clean(self.processor.tokenizer.decode(tokens))
+        return ChatResult(text, tuple(tokens), prompt_tokens, "stop" if finished else "length")
+
+    def _clean(self, text: str) -> str:
+        # The model may start writing the next user turn; the original stops at that string.
+        cut = text.find(f"{self.processor.chat_format.user}:")
+        return (text[:cut] if cut >= 0 else text).strip()
+
+    def chat(
+        self,
+        conversation: str | Message | Sequence[Message],
+        images: Sequence[ImageSource] = (),
+        options: ChatOptions = ChatOptions(),
+    ) -> ChatResult:
+        """Answer one conversation (a question string with `images`, or a list of messages)."""
+        return self.chat_batch([_as_messages(conversation, images)], options)[0]
+
+    def stream_chat(
+        self,
+        conversation: str | Message | Sequence[Message],
+        images: Sequence[ImageSource] = (),
+        options: ChatOptions = ChatOptions(),
+    ) -> Iterator[str]:
+        """Answer one conversation as a stream of text pieces."""
+        session = ChatSession(self, options)
+        messages = _as_messages(conversation, images)
+        yield from session._stream_prompt(self.processor.conversation(messages, options.system), options)
+
+    def session(self, options: ChatOptions = ChatOptions()) -> "ChatSession":
+        """A multi-turn chat that encodes each image once and keeps its KV cache across turns."""
+        return ChatSession(self, options)
+
+    # ------------------------------------------------------------ generation
+
+    def generate_image_codes(
+        self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None
+    ) -> tuple[torch.Tensor, int, int]:
+        """VQ codes of `options.n` images: ([n, num_gen_tokens] codes, prompt tokens, chunk size)."""
+        params = options.sampling()
+        ids = self.processor.generation_prompt(prompt)
+        self.processor.check_length(len(ids), reserve=self.config.num_gen_tokens)
+        budget = default_budget(self.device) if options.memory_budget_gb is None else int(options.memory_budget_gb * 2**30) - self._weight_bytes()
+        if budget is not None and budget <= 0:
+            raise InputError(f"a memory budget of {options.memory_budget_gb} GB does not even hold the weights")
+        plan = plan_chunks(self.model, options.n, len(ids), budget)
+        codes = generate_image_codes(
+            self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=options.cfg_weight,
+            params=params, seed=options.seed, chunk_size=plan.chunk_size, progress=progress,
+        )
+        return codes, len(ids), plan.chunk_size
+
+    def generate_images(
+        self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None
+    ) -> ImageResult:
+        """`options.n` images for `prompt`, the same ones every time for the same seed."""
+        codes, prompt_tokens, chunk = self.generate_image_codes(prompt, options, progress)
+        pixels = decode_images(self.model, codes)
+        return ImageResult(pixels_to_pil(pixels), codes.cpu(), prompt_tokens, chunk)
+
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> Path:
+        """Write a complete checkpoint folder in the official layout (config.json,
+        safetensors, tokenizer, preprocessor and processor configs) that `load` reads back."""
+        folder = Path(folder)
+        save_weights(self.model, folder, dtype, max_shard_bytes)
+        self.processor.save(folder)
+        return folder
+
+    def _weight_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+
+class ChatSession:
+    """A conversation with memory: each turn's prompt and answer stay in the KV cache, so a
+    new turn costs only its own tokens, and each image is encoded exactly once."""
+
+    def __init__(self, janus: Janus, options: ChatOptions = ChatOptions()) -> None:
+        self.janus = janus
+        self.options = options
+        self.history: list[Message] = []
+        self._decoder: TextDecoder | None = None
+        self._pending: list[int] = []  # sampled tokens not yet in the cache (end of last answer)
+        self._last_result: ChatResult | None = None
+
+    def ask(self, text: str, images: Sequence[ImageSource] = (), options: ChatOptions | None = None) -> ChatResult:
+        """Answer the next user turn."""
+        for _ in self.stream(text, images, options):
+            pass
+        assert self._last_result is not None
+        return self._last_result
+
+    def stream(self, text: str, images: Sequence[ImageSource] = (), options: ChatOptions | None = None) -> Iterator[str]:
+        options = options or self.options
+        message = Message("user", text, tuple(images))
+        processor = self.janus.processor
+        if self._decoder is None:
+            prompt = processor.conversation([message], options.system)
+        else:
+            prompt = processor.continuation(message)
+            prompt = PromptIds(self._pending + prompt.ids, prompt.images, prompt.text)
+        turn = sum(1 for m in self.history if m.role == "assistant")
+        self.history.append(message)
+        yield from self._stream_prompt(prompt, options, turn)
+
+    @torch.inference_mode()
+    def _stream_prompt(self, prompt: PromptIds, options: ChatOptions, turn: int = 0) -> Iterator[str]:
+        janus = self.janus
+        processor = janus.processor
+        params = options.sampling()
+        used = self._decoder.length if self._decoder else 0
+        budget = janus._budget(used + len(prompt.ids), options)
+        batch = processor.batch([prompt])
+        if self._decoder is None:
+            self._decoder = TextDecoder(janus.model, 1, len(prompt.ids) + budget + 64)
+        embeds = janus._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
+        logits = self._decoder.extend(embeds)
+        eos = processor.tokenizer.special.eos
+        stream = StreamDecoder(processor.tokenizer)
+        user_cue = f"{processor.chat_format.user}:"
+        tokens: list[int] = []
+        text = ""
+        # Turn 0 draws what `Janus.chat` draws for the same prompt; later turns draw fresh noise.
+        for step in decode_tokens(self._decoder, logits, params, [options.seed + turn], budget, [eos]):
+            token = step[0]
+            if token is None:
+                break
+            tokens.append(token)
+            piece = stream.push(token)
+            if user_cue in stream.emitted:
+                break  # the model started the next user turn: stop, as the original does
+            if piece:
+                text += piece
+                yield piece
+        tail = stream.flush()
+        if tail and user_cue not in stream.emitted:
+            text += tail
+            yield tail
+        result = janus._result(tokens, len(prompt.ids), eos)
+        self._last_result = result
+        self.history.append(Message("assistant", result.text))
+        # The last sampled token is not in the cache yet; the turn must end with EOS.
+        self._pending = tokens[-1:] + ([] if tokens and tokens[-1] == eos else [eos])
+
+
+def load(
+    name_or_path: str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    chat_format: str | None = None,
+) -> Janus:
+    """Load a Janus checkpoint: a local folder, a Hugging Face hub id, or (None) the bundled
+    shapes-world model. Device: cuda, then mps, then cpu unless given; dtype: bf16 on
+    accelerators, fp32 on CPU unless given."""
+    folder = bundled_model_path() if name_or_path is None else resolve_model_path(name_or_path)
+    device_t = pick_device(device)
+    dtype_t = pick_dtype(device_t, dtype)
+    model, report = load_model(folder, device_t, dtype_t)
+    processor = JanusProcessor.from_folder(folder, model.config, chat_format, name_hint=str(name_or_path or ""))
+    return Janus(model, processor, report, str(name_or_path or "bundled shapes-world model"))

@@ -1,0 +1,175 @@
+"""LLaMA decoder: the autoregressive transformer shared by both Janus tasks.
+
+RMSNorm (computed in float32), rotary position embeddings (rotate-half convention, as
+transformers' Llama), SwiGLU MLP and multi-head attention with optional grouped-query heads.
+Parameter names follow transformers' `LlamaForCausalLM` (`model.layers.N.self_attn.q_proj`,
+`lm_head`), which is also how the official Janus checkpoints store them.
+
+The KV cache is not part of the module: callers pass, per layer, the key and value buffers
+(`[B, kv_heads, S, head_dim]`, usually views of a preallocated static cache) plus the slots
+`cache_pos` where this call's keys and values go, and a boolean mask `[B, 1, T, S]` saying which
+slots each query may attend to. Without a cache the call is a plain causal forward (training).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from januspro.config import LanguageConfig
+
+KVBuffers = Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables for `positions` [B, T] -> two [B, 1, T, head_dim] tensors.
+
+    Computed from positions on the fly (cheap, and free of buffers that meta-device loading
+    would leave uninitialised); float32 math as transformers does, then cast to `dtype`."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.int64).float() / head_dim))
+    freqs = positions.float()[..., None] * inv_freq  # [B, T, head_dim/2]
+    angles = torch.cat([freqs, freqs], dim=-1)[:, None]  # [B, 1, T, head_dim]
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, config: LanguageConfig) -> None:
+        super().__init__()
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.kv_heads
+        self.head_dim = config.dim_per_head
+        bias = config.attention_bias
+        self.q_proj = nn.Linear(config.hidden_size, self.heads * self.head_dim, bias=bias)
+        self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=bias)
+        self.o_proj = nn.Linear(self.heads * self.head_dim, config.hidden_size, bias=bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor | None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None,
+        cache_pos: torch.Tensor | None,
+    ) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        # [B, T, heads*hd] -> [B, heads, T, hd]
+        q = self.q_proj(x).view(batch, tokens, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        if kv is not None:
+            # Write this call's keys/values into their slots; attend over the given buffer.
+            k_buf, v_buf = kv
+            k_buf.index_copy_(2, cache_pos, k.to(k_buf.dtype))
+            v_buf.index_copy_(2, cache_pos, v.to(v_buf.dtype))
+            k, v = k_buf, v_buf
+        gqa = self.kv_heads != self.heads
+        if mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=tokens > 1, enable_gqa=gqa)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, tokens, -1))
+
+
+class Mlp(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, config: LanguageConfig) -> None:
+        super().__init__()
+        bias = config.mlp_bias
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: LanguageConfig) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = Mlp(config)
+
+    def forward(self, x, rope, mask, kv, cache_pos):  # type: ignore[no-untyped-def]
+        x = x + self.self_attn(self.input_layernorm(x), rope, mask, kv, cache_pos)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaModel(nn.Module):
+    """Embedding, decoder layers and final norm (official name: `language_model.model`)."""
+
+    def __init__(self, config: LanguageConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        kv_cache: KVBuffers | None = None,
+        cache_pos: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the decoder.
+
+        inputs_embeds: [B, T, D]; positions: [B, T] rotary positions; mask: [B, 1, T, S] bool
+        (True = may attend) or None for plain causal attention; kv_cache: per-layer (k, v)
+        buffers [B, kv_heads, S, hd] written at `cache_pos` ([T] slot indices).
+        Returns the final-norm hidden states [B, T, D].
+        """
+        config = self.config
+        rope = rotary_tables(positions, config.dim_per_head, config.rope_theta, inputs_embeds.dtype)
+        x = inputs_embeds
+        for index, layer in enumerate(self.layers):
+            kv = kv_cache[index] if kv_cache is not None else None
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(layer, x, rope, mask, kv, cache_pos, use_reentrant=False)
+            else:
+                x = layer(x, rope, mask, kv, cache_pos)
+        return self.norm(x)
+
+
+class LlamaForCausalLM(nn.Module):
+    """Decoder plus text head (official name: `language_model`)."""
+
+    def __init__(self, config: LanguageConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = LlamaModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Text head: [..., D] hidden states -> [..., vocab] logits."""
+        return self.lm_head(hidden)

@@ -1,0 +1,189 @@
+"""Conversation + images -> token ids, masks and pixel values; prompt -> generation prompt ids.
+
+This is the only place that knows how text, images and special tokens are laid out in a Janus
+prompt; the engine works on the tensors it produces.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from januspro.config import JanusConfig
+from januspro.errors import CheckpointError, InputError
+from januspro.processing.chat_format import DEFAULT_SYSTEM_PROMPT, ChatFormat, Message, chat_format
+from januspro.processing.image import ImageProcessor, load_image
+from januspro.processing.tokenizer import TextTokenizer
+
+
+@dataclass
+class PromptIds:
+    """One tokenised conversation: ids with image tokens expanded, and its images."""
+
+    ids: list[int]
+    images: list[object]
+    text: str
+
+
+@dataclass
+class UnderstandingBatch:
+    """Left-padded batch of understanding prompts."""
+
+    input_ids: torch.Tensor  # [B, T] int64, padded on the left with the pad id
+    attention_mask: torch.Tensor  # [B, T] bool, False on padding
+    image_mask: torch.Tensor  # [B, T] bool, True where image features go
+    pixel_values: torch.Tensor  # [M, 3, S, S] float32, images in order of appearance
+    prompts: list[str]
+
+
+class JanusProcessor:
+    def __init__(
+        self,
+        tokenizer: TextTokenizer,
+        image_processor: ImageProcessor,
+        fmt: ChatFormat,
+        num_image_tokens: int,
+        max_length: int,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.chat_format = fmt
+        self.num_image_tokens = num_image_tokens
+        self.max_length = max_length
+        self.system_prompt = system_prompt
+
+    @classmethod
+    def from_folder(
+        cls, folder: Path, config: JanusConfig, format_name: str | None = None, name_hint: str = ""
+    ) -> "JanusProcessor":
+        """Read tokenizer, image preprocessing and chat format of a checkpoint folder.
+
+        The chat format is, in order: `format_name`; `chat_format` in processor_config.json;
+        Janus-1.3B's `User`/`Assistant` when the model name says Janus-1.3B; else Janus-Pro's."""
+        processor_config: dict[str, object] = {}
+        path = folder / "processor_config.json"
+        if path.is_file():
+            try:
+                processor_config = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+        if format_name is None:
+            named = processor_config.get("chat_format")
+            if isinstance(named, str):
+                format_name = named
+            elif "janus-1.3b" in f"{name_hint} {folder}".lower():
+                format_name = "janus"
+            else:
+                format_name = "janus-pro"
+        num_tokens = processor_config.get("num_image_tokens", config.num_image_tokens)
+        if num_tokens != config.num_image_tokens:
+            raise CheckpointError(
+                f"{path}: num_image_tokens {num_tokens} does not match the vision encoder's "
+                f"{config.num_image_tokens} patches"
+            )
+        system = processor_config.get("system_prompt", DEFAULT_SYSTEM_PROMPT)
+        return cls(
+            TextTokenizer.from_folder(folder),
+            ImageProcessor.from_folder(folder, config.vision.image_size),
+            chat_format(format_name),
+            config.num_image_tokens,
+            config.language.max_position_embeddings,
+            system if isinstance(system, str) else DEFAULT_SYSTEM_PROMPT,
+        )
+
+    def save(self, folder: Path) -> None:
+        """Write tokenizer, preprocessor_config.json and processor_config.json."""
+        self.tokenizer.save(folder)
+        (folder / "preprocessor_config.json").write_text(
+            json.dumps(self.image_processor.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
+        processor_config = {
+            "processor_class": "VLChatProcessor",
+            "image_tag": "<image_placeholder>",
+            "num_image_tokens": self.num_image_tokens,
+            "add_special_token": False,
+            "sft_format": "deepseek",
+            "mask_prompt": True,
+            "ignore_id": -100,
+            "chat_format": self.chat_format.name,
+            "system_prompt": self.system_prompt,
+        }
+        (folder / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n", encoding="utf-8")
+
+    # ------------------------------------------------------------------ token ids
+
+    def expand_image_tokens(self, ids: Sequence[int]) -> list[int]:
+        """Each `<image_placeholder>` -> `<begin_of_image>` + N image tokens + `<end_of_image>`."""
+        special = self.tokenizer.special
+        out: list[int] = []
+        for token in ids:
+            if token == special.image:
+                out += [special.boi] + [special.image] * self.num_image_tokens + [special.eoi]
+            else:
+                out.append(token)
+        return out
+
+    def encode_text(self, text: str, add_bos: bool) -> list[int]:
+        return self.expand_image_tokens(self.tokenizer.encode(text, add_bos=add_bos))
+
+    def conversation(
+        self, messages: Sequence[Message], system: str | None = None, add_generation_prompt: bool = True
+    ) -> PromptIds:
+        """Tokenise a whole conversation (system prompt: the default one unless given; pass
+        "" for none)."""
+        if not messages:
+            raise InputError("the conversation is empty")
+        text = self.chat_format.render(messages, self.system_prompt if system is None else system, add_generation_prompt)
+        images = [image for m in messages for image in m.images]
+        ids = self.encode_text(text, add_bos=True)
+        self.check_length(len(ids))
+        return PromptIds(ids, images, text)
+
+    def continuation(self, message: Message) -> PromptIds:
+        """Ids that continue a KV-cached conversation with a new user turn."""
+        text = self.chat_format.next_turn(message)
+        return PromptIds(self.encode_text(text, add_bos=False), list(message.images), text)
+
+    def generation_prompt(self, prompt: str) -> list[int]:
+        """Text-to-image prompt ids, ending with `<begin_of_image>` (no system prompt)."""
+        if not prompt.strip():
+            raise InputError("the image prompt is empty")
+        text = self.chat_format.render([Message("user", prompt)], system="")
+        ids = self.tokenizer.encode(text, add_bos=True) + [self.tokenizer.special.boi]
+        if self.tokenizer.special.image in ids[:-1]:
+            raise InputError("an image prompt cannot contain <image_placeholder>")
+        return ids
+
+    def check_length(self, length: int, reserve: int = 0) -> None:
+        if length + reserve > self.max_length:
+            raise InputError(
+                f"the prompt is {length} tokens" + (f" plus {reserve} to generate" if reserve else "")
+                + f", longer than the model's context of {self.max_length} tokens"
+            )
+
+    # ------------------------------------------------------------------ tensors
+
+    def pixel_values(self, images: Sequence[object]) -> torch.Tensor:
+        return self.image_processor([load_image(image) for image in images])  # type: ignore[arg-type]
+
+    def batch(self, prompts: Sequence[PromptIds]) -> UnderstandingBatch:
+        """Left-pad a list of tokenised prompts into one batch."""
+        special = self.tokenizer.special
+        length = max(len(p.ids) for p in prompts)
+        input_ids = torch.full((len(prompts), length), special.pad, dtype=torch.long)
+        attention = torch.zeros(len(prompts), length, dtype=torch.bool)
+        images: list[object] = []
+        for row, prompt in enumerate(prompts):
+            n_placeholders = sum(1 for t in prompt.ids if t == special.image) // max(1, self.num_image_tokens)
+            if n_placeholders != len(prompt.images):
+                raise InputError(f"the prompt has {n_placeholders} image slots but {len(prompt.images)} images")
+            input_ids[row, length - len(prompt.ids):] = torch.tensor(prompt.ids)
+            attention[row, length - len(prompt.ids):] = True
+            images += prompt.images
+        image_mask = (input_ids == special.image) & attention
+        return UnderstandingBatch(input_ids, attention, image_mask, self.pixel_values(images), [p.text for p in prompts])
