@@ -230,6 +230,10 @@ class ChatSession:
     def __init__(self, janus: Janus, options: ChatOptions = ChatOptions()) -> None:
         self.janus = janus
         self.options = options
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the conversation (and free its KV cache)."""
         self.history: list[Message] = []
         self._decoder: TextDecoder | None = None
         self._pending: list[int] = []  # sampled tokens not yet in the cache (end of last answer)

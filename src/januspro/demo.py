@@ -1,0 +1,44 @@
+"""`make demo` / `januspro demo`: both tasks on the bundled model, printed and saved."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from januspro.errors import ModelNotFoundError
+
+
+def run_demo(out: Path, device: str | None = None) -> int:
+    import januspro
+    from januspro.bundled import bundled_model_path
+
+    try:
+        folder = bundled_model_path()
+        note = "bundled shapes-world model"
+    except ModelNotFoundError:
+        from januspro.testing import write_random_checkpoint
+
+        folder = write_random_checkpoint(Path(tempfile.mkdtemp()) / "tiny-random")
+        note = "tiny RANDOM model (the bundled model is not installed): outputs are noise"
+    print(f"== januspro demo on the {note}", file=sys.stderr)
+    janus = januspro.load(folder, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+
+    prompts = ["a red circle to the left of a blue square", "three green triangles", "a large yellow square in the top left"]
+    for index, prompt in enumerate(prompts):
+        start = time.perf_counter()
+        result = janus.generate_images(prompt, januspro.ImageOptions(n=4, seed=index))
+        paths = []
+        for k, image in enumerate(result.images):
+            path = out / f"gen{index}_{k}.png"
+            image.save(path)
+            paths.append(str(path))
+        print(f"generate: {prompt!r} -> {len(paths)} images in {time.perf_counter() - start:.1f}s: {', '.join(paths)}")
+
+    scene = out / "gen0_0.png"
+    for question in ["Describe the image.", "How many shapes are there?", "What color is the circle?"]:
+        answer = janus.chat(question, images=[scene], options=januspro.ChatOptions(max_new_tokens=32)).text
+        print(f"chat: [{scene.name}] {question} -> {answer}")
+    return 0
