@@ -131,10 +131,20 @@ class Janus:
         return min(options.max_new_tokens, room)
 
     @torch.inference_mode()
-    def chat_batch(self, conversations: Sequence[Sequence[Message]], options: ChatOptions = ChatOptions()) -> list[ChatResult]:
-        """Answer several conversations in one left-padded batch."""
+    def chat_batch(
+        self,
+        conversations: Sequence[Sequence[Message]],
+        options: ChatOptions = ChatOptions(),
+        seeds: Sequence[int] | None = None,
+    ) -> list[ChatResult]:
+        """Answer several conversations in one left-padded batch. `seeds` (one per
+        conversation, default `options.seed` for all) let independent requests share a batch
+        and still each get what they would get alone."""
         if not conversations:
             return []
+        seeds = [options.seed] * len(conversations) if seeds is None else list(seeds)
+        if len(seeds) != len(conversations):
+            raise InputError("give one seed per conversation")
         params = options.sampling()
         prompts = [self.processor.conversation(c, options.system) for c in conversations]
         batch = self.processor.batch(prompts)
@@ -144,7 +154,7 @@ class Janus:
         logits = decoder.extend(embeds, batch.attention_mask.to(self.device))
         eos = self.processor.tokenizer.special.eos
         tokens: list[list[int]] = [[] for _ in prompts]
-        for step in decode_tokens(decoder, logits, params, [options.seed] * len(prompts), budget, [eos]):
+        for step in decode_tokens(decoder, logits, params, seeds, budget, [eos]):
             for row, token in enumerate(step):
                 if token is not None:
                     tokens[row].append(token)
