@@ -1,0 +1,187 @@
+"""ShapesEval end to end: test sets, scoring (with a perfect and a broken stand-in model), the
+tiny random checkpoint, and `januspro eval shapes`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from januspro.errors import InputError
+from januspro.shapes.evaluate import (
+    EVAL_SEED, EvalOptions, ShapesEvalReport, eval_prompts, eval_questions, evaluate, format_report,
+)
+from januspro.shapes.judge import CATEGORIES, scene_from_image
+from januspro.shapes.world import QUESTION_TYPES, answer, parse_prompt, render, scene_for_prompt
+
+
+@pytest.fixture()
+def one_thread():  # noqa: ANN201
+    """Tiny models run fastest on one thread (on a busy 2-core machine, 2 threads can be 20x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class OracleJanus:
+    """Draws exactly what each prompt says and answers from the pixels: should score 1.0."""
+
+    name = "oracle"
+    config = SimpleNamespace(gen_vision=SimpleNamespace(image_size=64))
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+        self.calls: list[tuple[str, object]] = []
+
+    def generate_images(self, prompt: str, options) -> SimpleNamespace:  # noqa: ANN001
+        self.calls.append(("generate", options))
+        rng = np.random.default_rng(options.seed)
+        spec = parse_prompt(prompt)
+        if self.broken:  # the right scene, mirrored: relations and some positions go wrong
+            images = [render(scene_for_prompt(spec, rng)).transpose(0) for _ in range(options.n)]
+        else:
+            images = [render(scene_for_prompt(spec, rng)) for _ in range(options.n)]
+        return SimpleNamespace(images=images)
+
+    def chat_batch(self, conversations: Sequence, options) -> list[SimpleNamespace]:  # noqa: ANN001
+        self.calls.append(("chat", options))
+        out = []
+        for conversation in conversations:
+            (message,) = conversation
+            scene = scene_from_image(message.images[0])
+            text = "no" if self.broken else answer(scene, message.text)
+            if not text.startswith("a "):
+                text = f"the {text}"
+            out.append(SimpleNamespace(text=f"{text.capitalize()}."))  # case, article and period are ignored
+        return out
+
+
+def test_eval_prompts_are_reproducible_and_cover_each_category() -> None:
+    for category in CATEGORIES:
+        specs = eval_prompts(category, 40)
+        assert specs == eval_prompts(category, 40, EVAL_SEED)
+        assert specs[:5] == eval_prompts(category, 5)  # a prefix, whatever N
+        assert specs != eval_prompts(category, 40, seed=1)
+        assert any(s.text.startswith("an image of ") for s in specs)
+        for spec in specs:
+            parsed = parse_prompt(spec.text, category)
+            assert parsed == spec
+            if category in ("single_object", "colors"):
+                assert len(spec.objects) == 1
+            elif category == "counting":
+                assert spec.count in (2, 3)
+            else:
+                assert len(spec.objects) == 2 and spec.relation
+        if category == "colors":
+            assert all(s.objects[0].size is None and s.objects[0].position is None for s in specs)
+        if category == "color_attribution":
+            assert all(a.color != b.color and a.shape != b.shape for a, b in (s.objects for s in specs))
+        if category == "single_object":  # full and reduced forms
+            assert any(s.objects[0].size for s in specs) and any(not s.objects[0].position for s in specs)
+    with pytest.raises(InputError):
+        eval_prompts("nope", 1)
+
+
+def test_eval_questions_have_equal_numbers_per_type_and_balanced_yes_no() -> None:
+    items = eval_questions(10)
+    assert Counter(qa.qtype for _, qa in items) == {t: 10 for t in QUESTION_TYPES}
+    for qtype in ("exists", "relation"):
+        assert Counter(qa.answer for _, qa in items if qa.qtype == qtype) == {"yes": 5, "no": 5}
+    for scene, qa in items:
+        assert answer(scene, qa.question) == qa.answer
+    assert eval_questions(10) == items
+
+
+def test_a_perfect_model_scores_one() -> None:
+    oracle = OracleJanus()
+    options = EvalOptions(prompts_per_category=6, images_per_prompt=3, questions_per_type=6, batch_size=8)
+    report = evaluate(oracle, options)
+    g, u = report.generation, report.understanding
+    assert [s.name for s in g.categories] == list(CATEGORIES)
+    assert all((s.correct, s.total) == (18, 18) for s in g.categories) and g.overall == 1.0
+    assert [s.name for s in u.types] == list(QUESTION_TYPES)
+    assert all((s.correct, s.total) == (6, 6) for s in u.types) and u.overall == 1.0
+    generate = [o for kind, o in oracle.calls if kind == "generate"]
+    assert len(generate) == 36 and all(o.n == 3 and o.cfg_weight == 3.0 and o.temperature == 1.0 for o in generate)
+    assert len({o.seed for o in generate}) == 36  # a seed per prompt
+    chat = [o for kind, o in oracle.calls if kind == "chat"]
+    assert len(chat) == 6 and all(o.temperature == 0.0 and o.max_new_tokens == 48 for o in chat)  # 42 / 8
+
+
+def test_a_broken_model_scores_what_it_deserves() -> None:
+    report = evaluate(OracleJanus(broken=True), EvalOptions(prompts_per_category=8, images_per_prompt=2, questions_per_type=8))
+    scores = {s.name: s.score for s in report.generation.categories}
+    assert scores["colors"] == scores["two_objects"] == scores["counting"] == 1.0  # mirroring keeps these
+    assert scores["position"] < 1.0  # left and right swap
+    accuracy = {s.name: s.score for s in report.understanding.types}
+    assert accuracy["exists"] == accuracy["relation"] == 0.5  # always "no"
+    assert accuracy["color"] == accuracy["describe"] == 0.0
+    assert 0 < report.understanding.overall < 1
+
+
+def test_report_rendering_and_options() -> None:
+    report = evaluate(OracleJanus(), EvalOptions(prompts_per_category=1, images_per_prompt=1, questions_per_type=1,
+                                                 understanding=False))
+    assert report.understanding is None
+    text = format_report(report)
+    assert all(c in text for c in CATEGORIES) and "overall" in text and "understanding" not in text
+    data = report.to_dict(details=True)
+    assert json.loads(json.dumps(data)) == data and len(data["generation"]["prompts"]) == 6
+    with pytest.raises(InputError):
+        EvalOptions(generation=False, understanding=False).check()
+    with pytest.raises(InputError):
+        EvalOptions(images_per_prompt=0).check()
+
+
+def check_report(data: dict, images: int, questions: int) -> None:
+    assert data["seed"] == EVAL_SEED
+    g, u = data["generation"], data["understanding"]
+    assert set(g["categories"]) == set(CATEGORIES) and set(u["types"]) == set(QUESTION_TYPES)
+    for s in g["categories"].values():
+        assert 0 <= s["score"] <= 1 and s["images"] == images
+    for s in u["types"].values():
+        assert 0 <= s["accuracy"] <= 1 and s["questions"] == questions
+    assert 0 <= g["overall"] <= 1 and 0 <= u["overall"] <= 1
+
+
+def test_tiny_random_model_end_to_end(tiny_janus, one_thread) -> None:  # noqa: ANN001
+    # Its images are 32 px (judged after NEAREST resizing to 64); its encoder reads 32 px too.
+    report = evaluate(tiny_janus, EvalOptions(prompts_per_category=1, images_per_prompt=2, questions_per_type=1))
+    assert isinstance(report, ShapesEvalReport)
+    assert report.generation.native_size == 32
+    assert all(len(o.correct) == 2 for o in report.generation.outcomes)
+    check_report(report.to_dict(), images=2, questions=1)
+    assert "judged at 64 px from 32 px" in format_report(report)
+
+
+def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thread: None) -> None:
+    from januspro.cli import main
+
+    rc = main(["eval", "shapes", "--model", str(tiny_checkpoint), "--device", "cpu", "--prompts", "1",
+               "--images-per-prompt", "1", "--questions", "2", "--json", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    check_report(json.loads(out), images=1, questions=2)
+
+
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from januspro.cli import main
+
+    for bad in (["--prompts", "0"], ["--skip-generation", "--skip-understanding"], ["--cfg", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["eval", "shapes", *bad])
+        assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["eval", "geneval"])
+    capsys.readouterr()
+    assert main(["eval", "shapes", "--model", str(tmp_path / "missing"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("januspro: error:") and "\n" not in err

@@ -1,0 +1,299 @@
+"""The shapes world follows shared/shapes-world.md: rendering, sampling, captions, prompts, QA,
+and the dataset writer's format."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from januspro.errors import InputError
+from januspro.shapes import world
+from januspro.shapes.dataset import HELD_OUT_SEED, iter_samples, read_records, write_dataset
+from januspro.shapes.judge import judge, scene_from_image
+from januspro.shapes.world import (
+    COLORS, PALETTE, POSITIONS, RELATIONS, SHAPES, Obj, Scene, answer, normalize_answer, parse_prompt, prompts,
+    question, question_types, questions, render, render_array, sample_count, sample_pair, sample_scene,
+    sample_single,
+)
+
+COLOR_RE = "|".join(COLORS)
+SHAPE_RE = "|".join(SHAPES)
+CAPTION_RES = {
+    "single": re.compile(rf"a (small|large) ({COLOR_RE}) ({SHAPE_RE}) in the ({'|'.join(POSITIONS)})"),
+    "pair": re.compile(rf"a ({COLOR_RE}) ({SHAPE_RE}) ({'|'.join(RELATIONS)}) a ({COLOR_RE}) ({SHAPE_RE})"),
+    "count": re.compile(rf"(two|three) ({COLOR_RE}) ({SHAPE_RE})s"),
+}
+
+
+def scenes(n: int = 300, seed: int = 0) -> list[Scene]:
+    rng = np.random.default_rng(seed)
+    return [sample_scene(rng) for _ in range(n)]
+
+
+def test_palette_shapes_sizes_and_grid_are_the_contracts() -> None:
+    assert list(PALETTE.items()) == [
+        ("red", (220, 38, 38)), ("green", (22, 163, 74)), ("blue", (37, 99, 235)),
+        ("yellow", (234, 179, 8)), ("purple", (147, 51, 234)), ("orange", (249, 115, 22)),
+    ]
+    assert SHAPES == ("circle", "square", "triangle")
+    assert world.SIZES == {"small": 12, "large": 22}
+    assert [world.cell_index(c) for c in (0, 21, 21.5, 22, 42, 42.5, 43, 63)] == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert world.position_name((10, 10)) == "top left" and world.position_name((32, 50)) == "bottom"
+    assert world.position_name((32, 32)) == "center" and world.position_name((50, 30)) == "right"
+
+
+def test_rendering_is_exact() -> None:
+    for scene in scenes(300):
+        array = render_array(scene)
+        assert array.shape == (64, 64, 3) and array.dtype == np.uint8
+        claimed = np.zeros((64, 64), dtype=bool)
+        for o in scene.objects:
+            x0, y0, x1, y1 = o.box
+            assert x1 - x0 + 1 == o.side == {"small": 12, "large": 22}[o.size]
+            assert min(x0, y0) >= 3 and max(x1, y1) <= 60  # 3 px from the border
+            painted = (array == PALETTE[o.color]).all(axis=-1)
+            box = np.zeros_like(painted)
+            box[y0:y1 + 1, x0:x1 + 1] = True
+            mine = painted & box
+            ys, xs = np.nonzero(mine)
+            assert (xs.min(), ys.min(), xs.max(), ys.max()) == o.box  # the shape fills its bounding box
+            assert not (claimed & mine).any()
+            claimed |= mine
+        # Every other pixel is white: solid fills, no anti-aliasing.
+        assert (array[~claimed] == 255).all()
+        for i, a in enumerate(scene.objects):
+            for b in scene.objects[i + 1:]:  # at least 3 empty columns or rows between boxes
+                assert world.separated(a, b, 3)
+        assert render(scene).size == (64, 64) and render(scene).mode == "RGB"
+
+
+def test_shapes_fill_ratios_and_triangle_points_up() -> None:
+    for side in (12, 22):
+        square, circle, triangle = (world.shape_mask(s, side) for s in ("square", "circle", "triangle"))
+        assert square.all()
+        assert 0.62 <= circle.mean() <= 0.88 and (circle == circle.T).all() and (circle == circle[::-1]).all()
+        assert triangle.mean() < 0.62
+        widths = triangle.sum(axis=1)
+        assert widths[0] == 2 and widths[-1] == side and (np.diff(widths) >= 0).all()  # apex up, base down
+        assert (triangle == triangle[:, ::-1]).all()  # symmetric about the vertical axis
+
+
+def test_centres_lie_in_the_named_cells() -> None:
+    rng = np.random.default_rng(1)
+    for position in POSITIONS:
+        for size in ("small", "large"):
+            for _ in range(20):
+                o = sample_single(rng, size=size, position=position).objects[0]
+                assert o.position == position
+                cx, cy = o.center
+                # 1 px of slack: the cell survives a 1 px error
+                assert world.position_name((cx - 1, cy - 1)) == world.position_name((cx + 1, cy + 1)) == position
+
+
+def test_sampling_is_reproducible() -> None:
+    assert scenes(50, seed=3) == scenes(50, seed=3)
+    assert scenes(50, seed=3) != scenes(50, seed=4)
+    assert Counter(s.kind for s in scenes(500)).keys() == {"single", "pair", "count"}
+
+
+def test_scene_validation_refuses_contract_violations() -> None:
+    with pytest.raises(ValueError):
+        Scene((Obj("red", "circle", "small", 2, 10),))  # too close to the border
+    with pytest.raises(ValueError):
+        Scene((Obj("red", "circle", "small", 10, 10), Obj("blue", "square", "small", 24, 10)))  # 2 px apart
+    with pytest.raises(ValueError):  # apart on both axes: the relation is ambiguous
+        Scene((Obj("red", "circle", "small", 5, 5), Obj("blue", "square", "small", 40, 40)))
+    with pytest.raises(ValueError):
+        Scene((Obj("red", "circle", "large", 5, 5), Obj("red", "circle", "small", 40, 5)))  # counting: small only
+    with pytest.raises(ValueError):
+        Obj("pink", "circle", "small", 5, 5)
+
+
+def test_pair_scenes_are_apart_on_exactly_one_axis() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        scene = sample_pair(rng)
+        a, b = scene.objects
+        assert (a.color, a.shape) != (b.color, b.shape)
+        offsets = sorted(abs(p - q) for p, q in zip(a.center, b.center))
+        assert offsets[0] <= world.MAX_OFF_AXIS < 12 <= offsets[1]
+
+
+def test_captions_follow_the_grammar_and_depend_only_on_the_image() -> None:
+    seen_relations = set()
+    for scene in scenes(600):
+        caption = scene.caption
+        m = CAPTION_RES[scene.kind].fullmatch(caption)
+        assert m, caption
+        # Same image, objects listed in another order: same caption; and read back from pixels.
+        assert Scene(scene.objects[::-1]).caption == caption
+        assert scene_from_image(render(scene)).caption == caption
+        if scene.kind == "pair":
+            a, b = scene.ordered()
+            assert a.order < b.order and m[1] == a.color and m[4] == b.color
+            assert world.relation_holds(m[3], a.center, b.center)
+            seen_relations.add(m[3])
+        if scene.kind == "count":
+            assert all(o.size == "small" for o in scene.objects)
+            assert m[1] == {2: "two", 3: "three"}[len(scene.objects)]
+    assert seen_relations == set(RELATIONS)
+
+
+def test_caption_examples() -> None:
+    assert Scene((Obj("orange", "circle", "large", 21, 21),)).caption == "a large orange circle in the center"
+    left_blue_square = Obj("blue", "square", "small", 5, 30)
+    right_red_circle = Obj("red", "circle", "small", 40, 28)
+    # red comes before blue in the palette: red is named first, whatever the object order.
+    assert Scene((left_blue_square, right_red_circle)).caption == "a red circle to the right of a blue square"
+    assert Scene((right_red_circle, left_blue_square)).caption == "a red circle to the right of a blue square"
+    same_color = Scene((Obj("red", "triangle", "small", 30, 5), Obj("red", "circle", "large", 28, 30)))
+    assert same_color.caption == "a red circle below a red triangle"  # circle before triangle
+    assert sample_count(np.random.default_rng(0), 3, "green", "triangle").caption == "three green triangles"
+
+
+def test_prompts_describe_the_image_and_parse_back() -> None:
+    rng = np.random.default_rng(5)
+    for scene in scenes(200):
+        specs = prompts(scene)
+        assert specs[0].text == scene.caption
+        assert len(specs) == {"single": 8, "pair": 4, "count": 2}[scene.kind]
+        assert sum(s.text.startswith("an image of ") for s in specs) == len(specs) // 2
+        image = render(scene)
+        for spec in specs:
+            assert parse_prompt(spec.text) == spec
+            category = "position" if spec.relation else spec.category
+            assert judge(spec.__class__(category, spec.text, spec.objects, spec.relation, spec.count), image).correct
+        if scene.kind == "pair":  # reversed naming with the inverse relation
+            first, second = specs[0], specs[1]
+            assert first.objects[::-1] == second.objects and world.INVERSE[first.relation] == second.relation
+    assert parse_prompt("A red circle.").text == "a red circle"
+    for bad in ("a pink circle", "a red circle to the left of a red circle", "four red circles", "a circle"):
+        with pytest.raises(ValueError):
+            parse_prompt(bad)
+    assert world.scene_for_prompt(parse_prompt("a small red circle in the top left"), rng).caption == \
+        "a small red circle in the top left"
+
+
+def test_questions_answers_are_right_on_ground_truth() -> None:
+    rng = np.random.default_rng(6)
+    counts: Counter = Counter()
+    for scene in scenes(500, seed=7):
+        seen = scene_from_image(render(scene))  # answers must follow from the pixels alone
+        assert {q.qtype for q in questions(scene, rng)} == set(question_types(scene))
+        for qtype in world.QUESTION_TYPES:
+            qa = question(scene, qtype, rng)
+            if qa is None:
+                assert qtype not in question_types(scene)
+                continue
+            assert answer(seen, qa.question) == qa.answer, (scene, qa)
+            assert qa.answer == qa.answer.lower() and not qa.answer.endswith(".")
+            counts[qtype, qa.answer] += 1
+    assert counts["count", "one"] and counts["count", "two"] and counts["count", "three"]
+    for qtype in ("exists", "relation"):  # balanced yes / no
+        yes, no = counts[qtype, "yes"], counts[qtype, "no"]
+        assert 0.4 < yes / (yes + no) < 0.6
+
+
+def test_question_examples() -> None:
+    rng = np.random.default_rng(0)
+    scene = Scene((Obj("blue", "square", "small", 5, 30), Obj("red", "circle", "small", 40, 28)))
+    assert answer(scene, "What color is the square?") == "blue"
+    assert answer(scene, "What shape is the red object?") == "circle"
+    assert answer(scene, "How many shapes are there?") == "two"
+    assert answer(scene, "Is there a red circle?") == "yes" and answer(scene, "Is there a red square?") == "no"
+    assert answer(scene, "Is the blue square to the left of the red circle?") == "yes"
+    assert answer(scene, "Is the red circle to the left of the blue square?") == "no"
+    assert answer(scene, "Is the blue square above the red circle?") == "no"
+    assert answer(scene, "Describe the image.") == "a red circle to the right of a blue square"
+    assert answer(scene, "What is the meaning of life?") is None
+    assert question(scene, "position", rng) is None  # one-object scenes only
+    single = Scene((Obj("yellow", "triangle", "large", 38, 3),))
+    assert answer(single, "Where is the yellow triangle?") == "top right"
+    assert question(single, "relation", rng) is None
+    count = sample_count(rng, 2, "red", "circle")
+    assert question(count, "color", rng) is None and question(count, "shape", rng) is None
+    qa = question(scene, "relation", rng, yes=False)
+    assert qa.answer == "no" and qa.statement.startswith("the ") and " is not " in qa.statement
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("Red.", "red"), ("  The  Red ", "red"), ("a small red circle in the top left", "small red circle in the top left"),
+    ("Top-left!", "top left"), ("Yes", "yes"), ("an orange square", "orange square"), ("theater", "theater"),
+    ("", ""),
+])
+def test_normalize_answer(given: str, expected: str) -> None:
+    assert normalize_answer(given) == expected
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_dataset_format_and_content(tmp_path: Path) -> None:
+    manifest = write_dataset(tmp_path / "a", seed=3, n_t2i=20, n_understanding=50, n_text=15, multi_turn=0.5)
+    assert manifest == tmp_path / "a" / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    assert Counter(r["kind"] for r in records) == {"t2i": 20, "understanding": 50, "text": 15}
+    assert len(list((tmp_path / "a" / "images").glob("*.png"))) == 25  # 50 understanding / 2 per image
+    turns = Counter()
+    for r in records:
+        if r["kind"] == "t2i":
+            assert set(r) == {"kind", "prompt", "image"}
+            image = Image.open(tmp_path / "a" / r["image"])
+            assert image.size == (64, 64) and image.mode == "RGB"
+            spec = parse_prompt(r["prompt"])
+            assert judge(spec, image).correct
+        elif r["kind"] == "understanding":
+            assert set(r) == {"kind", "images", "messages"} and len(r["images"]) == 1
+            scene = scene_from_image(Image.open(tmp_path / "a" / r["images"][0]))
+            messages = r["messages"]
+            assert [m["role"] for m in messages] == ["user", "assistant"] * (len(messages) // 2)
+            assert messages[0]["content"].startswith("<image_placeholder>\n")
+            assert all("<image_placeholder>" not in m["content"] for m in messages[1:])
+            for q, a in zip(messages[::2], messages[1::2]):
+                assert answer(scene, q["content"].replace("<image_placeholder>\n", "")) == a["content"]
+            turns[len(messages) // 2] += 1
+        else:
+            assert set(r) == {"kind", "text"} and r["text"] and "Q:" not in r["text"]
+    assert turns.keys() == {1, 2, 3}
+    absolute = list(read_records(tmp_path / "a"))
+    assert Path(absolute[0]["image"]).is_absolute() and Path(absolute[0]["image"]).is_file()
+
+
+def test_dataset_is_reproducible_and_matches_the_stream(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "a", seed=5, n_t2i=12, n_understanding=10, n_text=5)
+    write_dataset(tmp_path / "b", seed=5, n_t2i=12, n_understanding=10, n_text=5)
+    write_dataset(tmp_path / "c", seed=6, n_t2i=12, n_understanding=10, n_text=5)
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    assert files(tmp_path / "a") != files(tmp_path / "c")
+    stream = iter_samples(5)
+    for index in range(12):
+        sample = next(stream)
+        written = np.asarray(Image.open(tmp_path / "a" / "images" / f"{index:06d}.png"))
+        assert (written == np.asarray(sample.image)).all()
+        assert sample.prompts[0].text == sample.scene.caption and sample.questions
+
+
+def test_dataset_refuses_held_out_seeds_and_existing_data(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="held out"):
+        write_dataset(tmp_path / "x", seed=HELD_OUT_SEED, n_t2i=1, n_understanding=0, n_text=0)
+    with pytest.raises(InputError, match="held out"):
+        next(iter_samples(7777))
+    with pytest.raises(InputError):
+        write_dataset(tmp_path / "x", seed=-1, n_t2i=1, n_understanding=0, n_text=0)
+    write_dataset(tmp_path / "x", seed=7777, n_t2i=2, n_understanding=0, n_text=0, allow_held_out=True)
+    with pytest.raises(InputError, match="exists"):
+        write_dataset(tmp_path / "x", seed=1, n_t2i=1, n_understanding=0, n_text=0)
+    write_dataset(tmp_path / "x", seed=1, n_t2i=1, n_understanding=0, n_text=0, overwrite=True)
+    assert len(list((tmp_path / "x" / "images").glob("*.png"))) == 1
+    with pytest.raises(InputError):
+        write_dataset(tmp_path / "y", seed=1, n_t2i=-1, n_understanding=0, n_text=0)
