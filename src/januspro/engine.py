@@ -225,7 +225,7 @@ class Janus:
         """Write a complete checkpoint folder in the official layout (config.json,
         safetensors, tokenizer, preprocessor and processor configs) that `load` reads back."""
         folder = Path(folder)
-        save_weights(self.model, folder, dtype, max_shard_bytes)
+        save_weights(self.model.state_dict(), self.config, folder, dtype, max_shard_bytes)
         self.processor.save(folder)
         return folder
 

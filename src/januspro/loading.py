@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 
@@ -224,29 +224,35 @@ def load_model(
     return model, report
 
 
-def save_weights(model: JanusModel, folder: Path, dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> list[Path]:
-    """Write `model`'s weights in the official layout as safetensors (sharded with an index
-    when larger than `max_shard_bytes`), plus config.json."""
+def save_weights(
+    state: Mapping[str, torch.Tensor],
+    config: JanusConfig,
+    folder: Path,
+    dtype: torch.dtype | None = None,
+    max_shard_bytes: int | None = None,
+) -> list[Path]:
+    """Write a model's state dict (official names) and its config.json as safetensors,
+    sharded with an index when larger than `max_shard_bytes`."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    model.config.save(folder / "config.json")
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "language_model.lm_head.weight" and model.config.language.tie_word_embeddings:
+    config.save(folder / "config.json")
+    tensors = {}
+    for name, tensor in state.items():
+        if name == "language_model.lm_head.weight" and config.language.tie_word_embeddings:
             continue
         tensor = tensor.detach()
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
-        state[name] = tensor.cpu().contiguous()
-    total = sum(t.numel() * t.element_size() for t in state.values())
+        tensors[name] = tensor.cpu().contiguous()
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
     if max_shard_bytes is None or total <= max_shard_bytes:
         path = folder / "model.safetensors"
-        save_file(state, str(path), metadata={"format": "pt"})
+        save_file(tensors, str(path), metadata={"format": "pt"})
         return [path]
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
-    for name, tensor in state.items():
+    for name, tensor in tensors.items():
         nbytes = tensor.numel() * tensor.element_size()
         if shards[-1] and size + nbytes > max_shard_bytes:
             shards.append({})

@@ -1,0 +1,187 @@
+"""Trainers for the pieces Janus takes off the shelf, for models trained from scratch:
+
+- the VQ tokenizer (LlamaGen-style: reconstruction + codebook + commitment losses, with dead
+  codes restarted from recent encoder outputs so the codebook stays in use);
+- the understanding ViT (SigLIP-style sigmoid contrastive loss between the ViT's pooled image
+  embedding and a small throw-away text tower over the captions).
+
+The language model's plain-text pre-training is an ordinary stage of the main loop
+(`trainable=("language_model",)`, `mix={"text": 1}`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from januspro.models.siglip import SigLIPViT
+from januspro.models.vq import VQModel
+
+log = logging.getLogger(__name__)
+StepHook = Callable[[dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class ComponentTrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    restart_dead_every: int = 50  # VQ only: re-seed codes unused for this many steps (0: never)
+
+
+def _lr(config: ComponentTrainConfig, step: int) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _loop(config: ComponentTrainConfig, params: list[nn.Parameter], step_fn: Callable[[int], dict[str, torch.Tensor]],
+          name: str, on_step: StepHook | None, progress: bool) -> list[dict[str, float]]:
+    from tqdm import tqdm
+
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+    history = []
+    began = time.perf_counter()
+    for step in tqdm(range(config.steps), desc=name, disable=not progress, dynamic_ncols=True):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(config, step)
+        losses = step_fn(step)
+        losses["loss"].backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        row = {k: float(v) for k, v in losses.items()} | {"step": step + 1, "grad_norm": grad_norm,
+                                                          "elapsed_s": time.perf_counter() - began}
+        history.append(row)
+        if on_step:
+            on_step(row)
+    return history
+
+
+# ------------------------------------------------------------------------------ VQ
+
+
+def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig,
+             on_step: StepHook | None = None, progress: bool = True) -> list[dict[str, float]]:
+    """Train the tokenizer on `images` [N, 3, H, W] in [-1, 1] (on the model's device)."""
+    device = vq.quant_conv.weight.device
+    generator = torch.Generator().manual_seed(config.seed)
+    codebook_size = vq.quantize.embedding.num_embeddings
+    last_used = torch.zeros(codebook_size, dtype=torch.long)
+    vq.train()
+    vq.requires_grad_(True)
+
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        index = torch.randint(images.shape[0], (config.batch_size,), generator=generator)
+        pixels = images[index].to(device)
+        recon, q = vq(pixels)
+        mse = F.mse_loss(recon, pixels)
+        l1 = (recon - pixels).abs().mean()
+        loss = mse + l1 + q.codebook_loss + q.commitment_loss
+        used = q.codes.flatten().cpu().unique()
+        last_used[used] = step
+        if config.restart_dead_every and step and step % config.restart_dead_every == 0:
+            _restart_dead_codes(vq, pixels, last_used, step - config.restart_dead_every, generator)
+        usage = (last_used >= step - config.restart_dead_every).float().mean()
+        return {"loss": loss, "mse": mse.detach(), "codebook": q.codebook_loss.detach(),
+                "commitment": q.commitment_loss.detach(), "usage": usage}
+
+    history = _loop(config, list(vq.parameters()), step_fn, "vq tokenizer", on_step, progress)
+    vq.eval()
+    return history
+
+
+@torch.no_grad()
+def _restart_dead_codes(vq: VQModel, pixels: torch.Tensor, last_used: torch.Tensor, since: int,
+                        generator: torch.Generator) -> None:
+    dead = (last_used < since).nonzero().flatten()
+    if dead.numel() == 0:
+        return
+    z = vq.quant_conv(vq.encoder(pixels)).permute(0, 2, 3, 1).reshape(-1, vq.quantize.embedding.embedding_dim)
+    pick = torch.randint(z.shape[0], (dead.numel(),), generator=generator)
+    fresh = z[pick.to(z.device)] + 0.01 * torch.randn(dead.numel(), z.shape[1], generator=generator).to(z.device)
+    if vq.quantize.l2_norm:
+        fresh = F.normalize(fresh, dim=-1)
+    vq.quantize.embedding.weight[dead.to(z.device)] = fresh.to(vq.quantize.embedding.weight.dtype)
+    last_used[dead] = since + 1  # give the new codes a window to be picked
+
+
+# -------------------------------------------------------------------------- SigLIP
+
+
+class TextTower(nn.Module):
+    """A small transformer over caption tokens, pooled by mean over real tokens (used only as
+    the contrastive partner of the ViT, then discarded)."""
+
+    def __init__(self, vocab: int, width: int, embed_dim: int, layers: int = 2, heads: int = 4, max_len: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.pos = nn.Parameter(torch.zeros(1, max_len, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, embed_dim)
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids) + self.pos[:, : ids.shape[1]]
+        x = self.norm(self.blocks(x, src_key_padding_mask=~mask))
+        pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return self.proj(pooled)
+
+
+def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, captions: Sequence[list[int]], vocab: int,
+                 config: ComponentTrainConfig, embed_dim: int = 128,
+                 on_step: StepHook | None = None, progress: bool = True) -> list[dict[str, float]]:
+    """SigLIP-style pre-training of `vit` (which must have its attention-pool head) on
+    (image, caption) pairs: pixels [N, 3, S, S] normalised, captions as token id lists.
+    Pairs with identical captions count as positives."""
+    if vit.attn_pool is None:
+        raise ValueError("SigLIP pre-training needs the ViT's attention-pool head")
+    device = vit.pos_embed.device
+    width = vit.config.width
+    text = TextTower(vocab, max(64, width // 2), embed_dim).to(device)
+    image_proj = nn.Linear(width, embed_dim).to(device)
+    log_temp = nn.Parameter(torch.tensor(math.log(10.0), device=device))
+    bias = nn.Parameter(torch.tensor(-10.0, device=device))
+    generator = torch.Generator().manual_seed(config.seed)
+    max_len = max(len(c) for c in captions)
+    ids = torch.zeros(len(captions), max_len, dtype=torch.long)
+    mask = torch.zeros(len(captions), max_len, dtype=torch.bool)
+    for row, caption in enumerate(captions):
+        ids[row, : len(caption)] = torch.tensor(caption)
+        mask[row, : len(caption)] = True
+    caption_key = [hash(tuple(c)) for c in captions]
+    vit.train()
+    vit.requires_grad_(True)
+
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        index = torch.randint(pixels.shape[0], (config.batch_size,), generator=generator)
+        image = F.normalize(image_proj(vit.attn_pool(vit(pixels[index].to(device)))), dim=-1)
+        words = F.normalize(text(ids[index].to(device), mask[index].to(device)), dim=-1)
+        logits = image @ words.t() * log_temp.exp() + bias  # [B, B]
+        keys = torch.tensor([caption_key[i] for i in index.tolist()])
+        labels = (keys[:, None] == keys[None, :]).float().to(device) * 2 - 1
+        loss = -F.logsigmoid(labels * logits).sum() / config.batch_size
+        with torch.no_grad():
+            accuracy = (logits.argmax(1) == torch.arange(len(index), device=device)).float().mean()
+        return {"loss": loss, "retrieval_acc": accuracy}
+
+    params = list(vit.parameters()) + list(text.parameters()) + list(image_proj.parameters()) + [log_temp, bias]
+    history = _loop(config, params, step_fn, "siglip vit", on_step, progress)
+    vit.eval()
+    return history

@@ -1,0 +1,191 @@
+"""Training pipeline: data validation, sequence layout and masking, freezing, exact resume,
+LoRA, and data parallelism equal to one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+import januspro
+from januspro.training.config import LoraConfig, StageConfig, TrainConfig, preset_stage
+from januspro.training.data import IGNORE, DataError, SequenceEncoder, read_records
+from januspro.training.loop import run_training
+
+COLORS = {"red": (220, 38, 38), "blue": (37, 99, 235), "green": (22, 163, 74)}
+
+
+def write_dataset(folder: Path, n: int = 12) -> Path:
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        name = list(COLORS)[i % 3]
+        image = Image.new("RGB", (64, 64), "white")
+        x = 4 + 3 * i
+        ImageDraw.Draw(image).rectangle([x, x, x + 18, x + 18], fill=COLORS[name])
+        image.save(folder / "images" / f"{i}.png")
+        lines.append({"kind": "t2i", "prompt": f"a {name} square", "image": f"images/{i}.png"})
+        lines.append({"kind": "understanding", "images": [f"images/{i}.png"], "messages": [
+            {"role": "user", "content": "<image_placeholder>\nWhat color is the square?"},
+            {"role": "assistant", "content": name},
+            {"role": "user", "content": "Describe the image."},
+            {"role": "assistant", "content": f"a {name} square"}]})
+        lines.append({"kind": "text", "text": f"the square is {name}"})
+    (folder / "manifest.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data"))
+
+
+def small_stage(name: str, steps: int = 3, **changes) -> StageConfig:
+    return preset_stage(name, steps=steps, batch_size=4, warmup_steps=1, **changes)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return januspro.load(path, device="cpu").model.state_dict()
+
+
+def test_bad_records_are_reported_with_file_and_line(tmp_path: Path, dataset: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good = (dataset / "manifest.jsonl").read_text().splitlines()[0].replace("images/", str(dataset / "images") + "/")
+    bad.write_text("\n".join([good, "{not json", json.dumps({"kind": "t2i", "prompt": "x", "image": "missing.png"}),
+                              json.dumps({"kind": "understanding", "images": [], "messages": [{"role": "assistant", "content": "x"}]})]) + "\n")
+    records = read_records([bad])
+    assert len(records) == 1
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: malformed JSON"):
+        read_records([bad], strict=True)
+    with pytest.raises(DataError, match="does not exist"):
+        read_records([tmp_path / "nope"])
+
+
+def test_sequence_layout_and_masks(tiny_janus, dataset: Path) -> None:
+    records = read_records([dataset])
+    processor = tiny_janus.processor
+    special = processor.tokenizer.special
+    encoder = SequenceEncoder(processor)
+    understanding = next(r for r in records if r.kind == "understanding")
+    seq = encoder.understanding(understanding)
+    # The first turn's prompt is exactly what inference builds for the same question.
+    question = understanding.messages[0][1]
+    prompt = processor.conversation([januspro.Message("user", question, understanding.images[:1])]).ids
+    assert seq.ids[: len(prompt)] == prompt
+    learned = [seq.ids[t + 1] for t, label in enumerate(seq.text_labels) if label != IGNORE]
+    answer = processor.tokenizer.encode(" red", add_bos=False) + [special.eos]
+    assert learned[: len(answer)] == answer  # only answers are learned...
+    assert special.image not in learned
+    assert all(seq.text_labels[t] == IGNORE for t in range(len(prompt) - 1))  # ...not the prompt
+    assert learned.count(special.eos) == 2  # both turns end with EOS
+
+    t2i = next(r for r in records if r.kind == "t2i")
+    codes = list(range(tiny_janus.config.num_gen_tokens))
+    seq = encoder.t2i(t2i, codes, unconditional=False)
+    start = len(processor.generation_prompt(t2i.prompt))
+    assert [label for label in seq.image_labels if label != IGNORE] == codes
+    assert seq.image_labels[start - 1] == codes[0] and seq.code_positions[0] == start
+    uncond = encoder.t2i(t2i, codes, unconditional=True)
+    assert uncond.ids[1 : start - 1] == [special.pad] * (start - 2)
+    assert uncond.ids[start - 1] == special.boi
+
+
+def test_stage1_freezes_llm_and_encoders(tmp_path: Path, tiny_checkpoint: Path, dataset: Path) -> None:
+    config = TrainConfig(data=(str(dataset),), out=str(tmp_path / "out"), stages=(small_stage("stage1"),),
+                         init=str(tiny_checkpoint))
+    out = run_training(config, progress=False)
+    before, after = weights(tiny_checkpoint), weights(out)
+    for name in before:
+        changed = not torch.equal(before[name], after[name])
+        trained = name.split(".")[0] in ("aligner", "gen_embed", "gen_aligner", "gen_head")
+        if name.endswith("codebook_used"):
+            continue
+        assert changed == trained, name
+    assert (out / "loss.csv").exists() and (out / "loss.png").exists()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_gives_the_same_losses_and_weights(tmp_path: Path, tiny_checkpoint: Path, dataset: Path) -> None:
+    stages = (small_stage("stage2", steps=2), small_stage("stage3", steps=3, grad_accum=2))
+    straight: list[dict] = []
+    config = TrainConfig(data=(str(dataset),), out=str(tmp_path / "a"), stages=stages, init=str(tiny_checkpoint))
+    run_training(config, progress=False, on_step=straight.append)
+
+    resumed: list[dict] = []
+
+    def crash_at_fourth_step(row: dict) -> None:
+        if len(resumed) == 3:
+            raise Crash  # dies mid-stage, after the third step's checkpoint
+        resumed.append(row)
+
+    config_b = TrainConfig(data=(str(dataset),), out=str(tmp_path / "b"), stages=stages, init=str(tiny_checkpoint), save_every=1)
+    with pytest.raises(Crash):
+        run_training(config_b, progress=False, on_step=crash_at_fourth_step)
+    with pytest.raises(januspro.InputError, match="--resume"):
+        run_training(config_b, progress=False)
+    run_training(config_b, resume=True, progress=False, on_step=resumed.append)
+
+    def flat(rows: list[dict]) -> list[float]:
+        return [v for r in rows for v in (r["stage"], r["step"], r["text_loss"], r["image_loss"])]
+
+    assert len(resumed) == len(straight) == 5
+    torch.testing.assert_close(torch.tensor(flat(resumed)), torch.tensor(flat(straight)), rtol=1e-6, atol=1e-7, equal_nan=True)
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=1e-7)
+    rows = (tmp_path / "b" / "loss.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5  # header + each step once, even though step 4 ran twice
+
+
+def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path: Path, tiny_checkpoint: Path, dataset: Path) -> None:
+    config = TrainConfig(data=(str(dataset),), out=str(tmp_path / "lora"),
+                         stages=(small_stage("stage2", steps=2, lr=1e-2),), init=str(tiny_checkpoint),
+                         lora=LoraConfig(rank=4, alpha=8, targets=("q_proj", "v_proj")))
+    out = run_training(config, progress=False)
+    before, after = weights(tiny_checkpoint), weights(out)
+    assert set(before) == set(after)  # an ordinary checkpoint: no adapter tensors
+    q = "language_model.model.layers.0.self_attn.q_proj.weight"
+    k = "language_model.model.layers.0.self_attn.k_proj.weight"
+    assert not torch.equal(before[q], after[q])  # merged adapters changed q
+    assert torch.equal(before[k], after[k])  # k had no adapter and the LLM weights are frozen
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _torchrun(nproc: int, config: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}",
+           "-m", "januspro.cli", "train", "--config", str(config), "--quiet", "--device", "cpu"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_train_the_same_model_as_one(tmp_path: Path, tiny_checkpoint: Path, dataset: Path, strategy: str) -> None:
+    stage = small_stage("stage3", steps=2, grad_accum=2)
+    results = {}
+    for nproc in (1, 2):
+        config = TrainConfig(data=(str(dataset),), out=str(tmp_path / f"p{nproc}"), stages=(stage,),
+                             init=str(tiny_checkpoint), strategy=strategy)
+        path = tmp_path / f"config{nproc}.json"
+        config.save(path)
+        _torchrun(nproc, path)
+        results[nproc] = weights(tmp_path / f"p{nproc}")
+    for name in results[1]:
+        torch.testing.assert_close(results[2][name], results[1][name], rtol=1e-4, atol=1e-5)
