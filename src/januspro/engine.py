@@ -104,11 +104,16 @@ def _as_messages(conversation: str | Message | Sequence[Message], images: Sequen
 class Janus:
     """A Janus model ready for understanding and generation."""
 
-    def __init__(self, model: JanusModel, processor: JanusProcessor, report: LoadReport | None = None, name: str = "") -> None:
+    def __init__(self, model: JanusModel, processor: JanusProcessor, report: LoadReport | None = None, name: str = "",
+                 image_mode: str = "auto", compile: bool = False) -> None:
+        """`image_mode`: how image decode steps run (auto: CUDA graphs on CUDA, eager
+        elsewhere; see `generation.image`); `compile`: torch.compile the decode step first."""
         self.model = model
         self.processor = processor
         self.report = report
         self.name = name
+        self.image_mode = image_mode
+        self.compile = compile
         weight = model.language_model.model.embed_tokens.weight
         self.device = weight.device
         self.dtype = weight.dtype
@@ -210,6 +215,7 @@ class Janus:
         codes = generate_image_codes(
             self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=options.cfg_weight,
             params=params, seed=options.seed, chunk_size=plan.chunk_size, progress=progress,
+            mode=self.image_mode, compile_step=self.compile,
         )
         return codes, len(ids), plan.chunk_size
 
@@ -314,6 +320,8 @@ def load(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     chat_format: str | None = None,
+    image_mode: str = "auto",
+    compile: bool = False,
 ) -> Janus:
     """Load a Janus checkpoint: a local folder, a Hugging Face hub id, or (None) the bundled
     shapes-world model. Device: cuda, then mps, then cpu unless given; dtype: bf16 on
@@ -323,4 +331,4 @@ def load(
     dtype_t = pick_dtype(device_t, dtype)
     model, report = load_model(folder, device_t, dtype_t)
     processor = JanusProcessor.from_folder(folder, model.config, chat_format, name_hint=str(name_or_path or ""))
-    return Janus(model, processor, report, str(name_or_path or "bundled shapes-world model"))
+    return Janus(model, processor, report, str(name_or_path or "bundled shapes-world model"), image_mode, compile)

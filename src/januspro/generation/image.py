@@ -7,6 +7,13 @@ is then broadcast to 2N rows. Each decode step embeds the N codes just sampled, 
 all 2N rows in one batch, mixes conditional and unconditional logits and samples the next N
 codes, entirely on the device: the loop never waits for the GPU.
 
+Three ways to run the steps, all drawing the same codes for the same seed:
+- `eager`: each step attends over exactly the filled part of the cache (least work; CPU default);
+- `static`: every step has the same shapes (the whole cache, masked; step counters live on the
+  device), which is what compilation and graph capture need;
+- `cuda_graph`: the static step captured once in a CUDA graph (optionally compiled first) and
+  replayed for every token: no Python or launch overhead per step (CUDA default).
+
 Large N runs in chunks sized to a memory budget. Noise is counter-based (see `sampling`), so a
 chunked run draws exactly the numbers an unchunked one would.
 """
@@ -24,6 +31,7 @@ from januspro.generation.sampling import CounterNoise, SamplingParams, guided_lo
 from januspro.models.janus import JanusModel
 
 ProgressFn = Callable[[int, int], None]  # (steps done, steps total)
+MODES = ("auto", "eager", "static", "cuda_graph")
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def default_budget(device: torch.device) -> int | None:
 
 
 def plan_chunks(model: JanusModel, n: int, prompt_len: int, budget_bytes: int | None) -> ImagePlan:
-    """Largest chunk of images whose KV cache, logits and VQ-decoding activations fit."""
+    """Largest chunk of images whose KV cache, logits and step activations fit the budget."""
     config = model.config
     weight = model.gen_head.vision_head.weight
     capacity = prompt_len + config.num_gen_tokens
@@ -69,6 +77,102 @@ def plan_chunks(model: JanusModel, n: int, prompt_len: int, budget_bytes: int | 
     return ImagePlan(int(chunk), per_image, budget_bytes)
 
 
+def resolve_mode(mode: str, device: torch.device) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown decode mode {mode!r} (choose from {', '.join(MODES)})")
+    if mode == "auto":
+        return "cuda_graph" if device.type == "cuda" else "eager"
+    if mode == "cuda_graph" and device.type != "cuda":
+        raise ValueError("mode 'cuda_graph' needs a CUDA device")
+    return mode
+
+
+class _ChunkDecoder:
+    """The decode steps of one chunk of `count` images over a prefilled, broadcast cache.
+
+    State lives in preallocated device tensors (`token`, `slot`, `step`, `codes`), so that
+    `static_step` has fixed shapes and no host values: it can be compiled and captured."""
+
+    def __init__(self, model: JanusModel, cache: StaticKVCache, prompt_len: int, count: int, cfg_weight: float,
+                 params: SamplingParams, noise: CounterNoise, first_token: torch.Tensor) -> None:
+        device = first_token.device
+        self.model, self.cache, self.count = model, cache, count
+        self.cfg_weight, self.params, self.noise = cfg_weight, params, noise
+        self.prompt_len = prompt_len
+        self.codes = torch.empty(count, model.config.num_gen_tokens, dtype=torch.long, device=device)
+        self.codes[:, 0] = first_token
+        self.token = first_token.clone()  # [count] the codes fed at the next step
+        self.slot = torch.full((), prompt_len, dtype=torch.long, device=device)  # cache slot they go to
+        self.step = torch.ones((), dtype=torch.long, device=device)  # index of the code being drawn
+        self.positions_all = torch.arange(cache.capacity, device=device)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.model.image_logits(hidden[:, -1])  # [2*count, V]
+        return guided_logits(logits[: self.count], logits[self.count :], self.cfg_weight)
+
+    def eager_step(self, index: int) -> None:
+        """Draw code `index` attending over exactly the filled slots (host-side slot index)."""
+        slot = self.prompt_len + index - 1
+        embeds = self.model.embed_image_codes(self.token)
+        embeds = torch.cat([embeds, embeds])[:, None]  # [2*count, 1, D]: cond rows, then uncond
+        positions = torch.full((2 * self.count, 1), slot, dtype=torch.long, device=embeds.device)
+        slots = positions[0]
+        hidden = self.model.hidden_states(embeds, positions, None, self.cache.layers(slot + 1), slots)
+        self.token = sample(self._logits(hidden), self.params, self.noise, self.step)
+        self.codes[:, index] = self.token
+        self.step += 1
+
+    def static_step(self) -> None:
+        """Draw the next code with fixed shapes: the whole cache, masked beyond `slot`."""
+        embeds = self.model.embed_image_codes(self.token)
+        embeds = torch.cat([embeds, embeds])[:, None]
+        positions = self.slot.expand(2 * self.count, 1)
+        mask = (self.positions_all <= self.slot)[None, None, None, :]  # [1, 1, 1, S]
+        hidden = self.model.hidden_states(embeds, positions, mask, self.cache.layers(), self.slot.view(1))
+        token = sample(self._logits(hidden), self.params, self.noise, self.step)
+        self.codes.index_copy_(1, self.step.view(1), token[:, None])
+        self.token.copy_(token)
+        self.slot += 1
+        self.step += 1
+
+
+def _run_chunk(decoder: _ChunkDecoder, mode: str, compile_step: bool, progress: Callable[[int], None] | None) -> None:
+    steps = decoder.codes.shape[1]
+    if mode == "eager":
+        for index in range(1, steps):
+            decoder.eager_step(index)
+            if progress:
+                progress(index + 1)
+        return
+    step_fn = decoder.static_step
+    if compile_step:
+        step_fn = torch.compile(step_fn, fullgraph=True, dynamic=False)
+    if mode == "static":
+        for index in range(1, steps):
+            step_fn()
+            if progress:
+                progress(index + 1)
+        return
+    # cuda_graph: warm up on a side stream (allocations, autotuning), capture one step, rewind
+    # the counters and replay the graph once per code.
+    state = (decoder.token.clone(), decoder.slot.clone(), decoder.step.clone())
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            step_fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step_fn()
+    for tensor, saved in zip((decoder.token, decoder.slot, decoder.step), state):
+        tensor.copy_(saved)
+    for index in range(1, steps):
+        graph.replay()
+        if progress:
+            progress(index + 1)
+
+
 @torch.inference_mode()
 def generate_image_codes(
     model: JanusModel,
@@ -81,49 +185,41 @@ def generate_image_codes(
     seed: int,
     chunk_size: int | None = None,
     progress: ProgressFn | None = None,
+    mode: str = "auto",
+    compile_step: bool = False,
 ) -> torch.Tensor:
     """Sample `n` images' VQ codes for one prompt: [n, num_gen_tokens] int64 on the model's device."""
-    device = model.gen_head.vision_head.weight.device
+    weight = model.gen_head.vision_head.weight
+    device = weight.device
+    mode = resolve_mode(mode, device)
     num_tokens = model.config.num_gen_tokens
     length = len(prompt_ids)
     chunk_size = max(1, min(chunk_size or n, n))
 
     # Prefill once: row 0 conditional, row 1 unconditional. [2, T]
     ids = torch.tensor([prompt_ids, unconditional_ids(prompt_ids, pad_id)], device=device)
-    prefix = StaticKVCache(model.config.language, 2, length, device, model.gen_head.vision_head.weight.dtype)
+    prefix = StaticKVCache(model.config.language, 2, length, device, weight.dtype)
     positions = torch.arange(length, device=device).expand(2, length)
     hidden = model.hidden_states(model.embed_tokens(ids), positions, None, prefix.layers(), torch.arange(length, device=device))
     first_logits = model.image_logits(hidden[:, -1])  # [2, V]
     first = guided_logits(first_logits[0:1], first_logits[1:2], cfg_weight)  # [1, V]
 
-    total_steps = num_tokens * ((n + chunk_size - 1) // chunk_size)
-    done_steps = 0
     chunks = []
-    for start in range(0, n, chunk_size):
+    n_chunks = (n + chunk_size - 1) // chunk_size
+    for chunk_index, start in enumerate(range(0, n, chunk_size)):
         count = min(chunk_size, n - start)
         rows = torch.tensor([0] * count + [1] * count, device=device)
         cache = prefix.broadcast_rows(rows, length + num_tokens)
         noise = CounterNoise([seed] * count, range(start, start + count), first.shape[-1], device)
-        step = torch.zeros((), dtype=torch.long, device=device)
-        codes = torch.empty(count, num_tokens, dtype=torch.long, device=device)
-        token = sample(first.expand(count, -1), params, noise, step)
-        codes[:, 0] = token
-        for index in range(1, num_tokens):
-            slot = length + index - 1
-            embeds = model.embed_image_codes(token)  # [count, D]
-            embeds = torch.cat([embeds, embeds])[:, None]  # [2*count, 1, D]: cond rows, then uncond
-            pos = torch.full((2 * count, 1), slot, dtype=torch.long, device=device)
-            slots = torch.full((1,), slot, dtype=torch.long, device=device)
-            hidden = model.hidden_states(embeds, pos, None, cache.layers(slot + 1), slots)
-            logits = model.image_logits(hidden[:, -1])  # [2*count, V]
-            step += 1
-            token = sample(guided_logits(logits[:count], logits[count:], cfg_weight), params, noise, step)
-            codes[:, index] = token
-            if progress is not None:
-                progress(done_steps + index + 1, total_steps)
-        done_steps += num_tokens
-        chunks.append(codes)
-        del cache
+        first_token = sample(first.expand(count, -1), params, noise, torch.zeros((), dtype=torch.long, device=device))
+        decoder = _ChunkDecoder(model, cache, length, count, cfg_weight, params, noise, first_token)
+        report = None
+        if progress is not None:
+            done_before = chunk_index * num_tokens
+            report = lambda done, base=done_before: progress(base + done, n_chunks * num_tokens)  # noqa: E731
+        _run_chunk(decoder, mode, compile_step, report)
+        chunks.append(decoder.codes)
+        del cache, decoder
     return torch.cat(chunks)
 
 

@@ -20,10 +20,19 @@ from januspro.models.janus import JanusModel
 class TextDecoder:
     """Incremental decoding state of `batch` sequences."""
 
-    def __init__(self, model: JanusModel, batch: int, capacity: int) -> None:
+    def __init__(self, model: JanusModel, batch: int, capacity: int, mode: str = "auto") -> None:
+        """mode: "eager" attends over exactly the filled slots; "static" runs every step with
+        the same shapes (whole cache, masked); "cuda_graph" replays a captured static step;
+        "auto" is cuda_graph on CUDA, eager elsewhere."""
         weight = model.language_model.model.embed_tokens.weight
         self.model = model
         self.device = weight.device
+        if mode == "auto":
+            mode = "cuda_graph" if weight.device.type == "cuda" else "eager"
+        if mode not in ("eager", "static", "cuda_graph"):
+            raise ValueError(f"unknown decode mode {mode!r}")
+        self.mode = mode
+        self._graph: tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None = None
         self.cache = StaticKVCache(model.config.language, batch, capacity, weight.device, weight.dtype)
         self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=weight.device)  # slot holds a token
         self.next_pos = torch.zeros(batch, dtype=torch.long, device=weight.device)  # rotary position of the next token
@@ -42,6 +51,7 @@ class TextDecoder:
             valid = self.valid.new_zeros(self.batch, capacity)
             valid[:, : self.valid.shape[1]] = self.valid
             self.valid = valid
+            self._graph = None  # captured over the old buffers
 
     def extend(self, embeds: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Feed [B, T, D] embeddings (left padding marked False in `mask` [B, T]); return the
@@ -72,15 +82,61 @@ class TextDecoder:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row ([B] ids); return the next logits [B, vocab]."""
         self._reserve(1)
+        if self.mode == "eager":
+            logits = self._eager_step(tokens)
+        elif self.mode == "static":
+            logits = self._static_step(tokens, torch.full((), self.length, dtype=torch.long, device=self.device))
+        else:
+            logits = self._graph_step(tokens)
+        self.length += 1
+        return logits
+
+    def _eager_step(self, tokens: torch.Tensor) -> torch.Tensor:
         slot = self.length
         self.valid[:, slot] = True
         embeds = self.model.embed_tokens(tokens[:, None])
         mask = self.valid[:, None, None, : slot + 1] if self.padded else None
         slots = torch.full((1,), slot, dtype=torch.long, device=self.device)
         hidden = self.model.hidden_states(embeds, self.next_pos[:, None], mask, self.cache.layers(slot + 1), slots)
-        self.length += 1
         self.next_pos += 1
         return self.model.text_logits(hidden[:, -1])
+
+    def _static_step(self, tokens: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """Fixed shapes, device-side slot: attends over the whole cache, masked."""
+        self.valid.index_fill_(1, slot.view(1), True)
+        embeds = self.model.embed_tokens(tokens[:, None])
+        mask = self.valid[:, None, None, :]  # unwritten slots are not valid yet
+        hidden = self.model.hidden_states(embeds, self.next_pos[:, None], mask, self.cache.layers(), slot.view(1))
+        self.next_pos += 1
+        return self.model.text_logits(hidden[:, -1])
+
+    def _graph_step(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self._graph is None:
+            self._graph = self._capture()
+        graph, token_in, slot_in = self._graph
+        token_in.copy_(tokens)
+        slot_in.fill_(self.length)
+        graph.replay()
+        return self._graph_logits
+
+    def _capture(self) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        """Capture one static step. Warm-up runs write into the slot about to be used and
+        advance positions; both are restored before the first replay."""
+        token_in = torch.zeros(self.batch, dtype=torch.long, device=self.device)
+        slot_in = torch.full((), self.length, dtype=torch.long, device=self.device)
+        saved_pos, saved_valid = self.next_pos.clone(), self.valid.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self._static_step(token_in, slot_in)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._graph_logits = self._static_step(token_in, slot_in)
+        self.next_pos.copy_(saved_pos)
+        self.valid.copy_(saved_valid)
+        return graph, token_in, slot_in
 
 
 def decode_tokens(

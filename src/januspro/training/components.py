@@ -64,7 +64,7 @@ def _loop(config: ComponentTrainConfig, params: list[nn.Parameter], step_fn: Cal
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        row = {k: float(v) for k, v in losses.items()} | {"step": step + 1, "grad_norm": grad_norm,
+        row = {k: float(v.detach()) for k, v in losses.items()} | {"step": step + 1, "grad_norm": grad_norm,
                                                           "elapsed_s": time.perf_counter() - began}
         history.append(row)
         if on_step:
