@@ -19,6 +19,12 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: $(VENV)/.core
 	$(PIP) install -e ".[dev]"
+	@# The web app's end-to-end test drives Debian's Chromium; without it that test is skipped.
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	  { echo "installing chromium (apt) for the browser test"; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+	    echo "could not install chromium: the browser test will be skipped"; }
 	touch $@
 
 install: $(VENV)/.core

@@ -39,7 +39,7 @@ def pair(request: pytest.FixtureRequest) -> tuple[torch.nn.Module, JanusModel]:
                            tie_word_embeddings=False)
     hf = JanusForConditionalGeneration(config).eval()
     with torch.no_grad():  # non-trivial norms and biases
-        for name, p in hf.named_parameters():
+        for p in hf.parameters():
             if p.dim() == 1:
                 p.add_(0.1 * torch.randn_like(p))
     ours_config = JanusConfig.from_dict(config.to_dict())

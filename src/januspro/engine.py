@@ -11,7 +11,7 @@ The CLI, the HTTP server and the web app are thin adapters over this class.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -191,9 +191,7 @@ class Janus:
         options: ChatOptions = ChatOptions(),
     ) -> Iterator[str]:
         """Answer one conversation as a stream of text pieces."""
-        session = ChatSession(self, options)
-        messages = _as_messages(conversation, images)
-        yield from session._stream_prompt(self.processor.conversation(messages, options.system), options)
+        yield from ChatSession(self, options).stream_conversation(_as_messages(conversation, images), options)
 
     def session(self, options: ChatOptions = ChatOptions()) -> "ChatSession":
         """A multi-turn chat that encodes each image once and keeps its KV cache across turns."""
@@ -254,6 +252,20 @@ class ChatSession:
         self._decoder: TextDecoder | None = None
         self._pending: list[int] = []  # sampled tokens not yet in the cache (end of last answer)
         self._last_result: ChatResult | None = None
+
+    @property
+    def last_result(self) -> ChatResult | None:
+        """The finished answer of the last turn: after `ask`, or once a `stream` is exhausted."""
+        return self._last_result
+
+    def stream_conversation(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Iterator[str]:
+        """Start over from a whole conversation (e.g. an API request's history, ending with a
+        user turn) and stream the answer; later turns continue it with `stream`/`ask`."""
+        options = options or self.options
+        self.reset()
+        self.history = list(messages)
+        # Draws what `Janus.chat` draws for the same messages.
+        yield from self._stream_prompt(self.janus.processor.conversation(messages, options.system), options)
 
     def ask(self, text: str, images: Sequence[ImageSource] = (), options: ChatOptions | None = None) -> ChatResult:
         """Answer the next user turn."""

@@ -58,13 +58,21 @@ _TRANSFORMERS_RULES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+def layout_of(name: str) -> str | None:
+    """The layout one tensor name belongs to, or None if the name does not tell."""
+    if name.startswith("model."):
+        return TRANSFORMERS
+    if name.startswith(("language_model.", "vision_model.", "gen_vision_model.", "aligner.", "gen_")):
+        return OFFICIAL
+    return None
+
+
 def detect_layout(names: Iterable[str]) -> str:
-    """Which layout a checkpoint's tensor names are in."""
+    """Which layout a checkpoint's tensor names are in (official when nothing tells)."""
     for name in names:
-        if name.startswith(("model.language_model.", "model.vision_model.", "model.vqmodel.")):
-            return TRANSFORMERS
-        if name.startswith(("language_model.model.", "vision_model.vision_tower.", "gen_vision_model.")):
-            return OFFICIAL
+        layout = layout_of(name)
+        if layout is not None:
+            return layout
     return OFFICIAL
 
 

@@ -164,17 +164,22 @@ def load_weights(
         expected.pop("language_model.lm_head.weight", None)
 
     stream = iter_tensors(files)
-    first = next(stream, None)
-    if first is None:
+    head: list[tuple[str, torch.Tensor]] = []  # tensors read until a name tells the layout
+    for item in stream:
+        head.append(item)
+        if keymap.layout_of(item[0]) is not None:
+            break
+    if not head:
         raise CheckpointError(f"{files[0]}: the checkpoint holds no tensors")
-    layout = keymap.detect_layout([first[0]])
-    stream = itertools.chain([first], stream)
+    layout = keymap.detect_layout(name for name, _ in head)
+    stream = itertools.chain(head, stream)
     if layout == keymap.TRANSFORMERS:
         stream = keymap.from_transformers(stream)
 
     loaded: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     mismatched: list[str] = []
+    misshapen: set[str] = set()
     for name, tensor in stream:
         target = expected.get(name)
         if target is None:
@@ -182,6 +187,7 @@ def load_weights(
             continue
         if tuple(tensor.shape) != tuple(target.shape):
             mismatched.append(f"{name} (checkpoint {tuple(tensor.shape)}, model {tuple(target.shape)})")
+            misshapen.add(name)
             continue
         want = dtype if tensor.is_floating_point() else tensor.dtype
         loaded[name] = tensor.to(device=device, dtype=want)
@@ -191,7 +197,7 @@ def load_weights(
     if layout == keymap.TRANSFORMERS and head in expected and head not in loaded and embed in loaded:
         loaded[head] = loaded[embed]  # transformers saves tied heads once
         tied = True
-    missing = [n for n in expected if n not in loaded]
+    missing = [n for n in expected if n not in loaded and n not in misshapen]
     problems = []
     if missing:
         problems.append(f"missing tensors: {_name_list(missing)}")

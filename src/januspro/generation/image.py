@@ -94,12 +94,12 @@ class _ChunkDecoder:
     `static_step` has fixed shapes and no host values: it can be compiled and captured."""
 
     def __init__(self, model: JanusModel, cache: StaticKVCache, prompt_len: int, count: int, cfg_weight: float,
-                 params: SamplingParams, noise: CounterNoise, first_token: torch.Tensor) -> None:
+                 params: SamplingParams, noise: CounterNoise, first_token: torch.Tensor, num_tokens: int) -> None:
         device = first_token.device
         self.model, self.cache, self.count = model, cache, count
         self.cfg_weight, self.params, self.noise = cfg_weight, params, noise
         self.prompt_len = prompt_len
-        self.codes = torch.empty(count, model.config.num_gen_tokens, dtype=torch.long, device=device)
+        self.codes = torch.empty(count, num_tokens, dtype=torch.long, device=device)
         self.codes[:, 0] = first_token
         self.token = first_token.clone()  # [count] the codes fed at the next step
         self.slot = torch.full((), prompt_len, dtype=torch.long, device=device)  # cache slot they go to
@@ -187,12 +187,16 @@ def generate_image_codes(
     progress: ProgressFn | None = None,
     mode: str = "auto",
     compile_step: bool = False,
+    num_tokens: int | None = None,
 ) -> torch.Tensor:
-    """Sample `n` images' VQ codes for one prompt: [n, num_gen_tokens] int64 on the model's device."""
+    """Sample `n` images' VQ codes for one prompt: [n, num_gen_tokens] int64 on the model's
+    device. `num_tokens` draws only the first codes of each image (tests, benchmarks)."""
     weight = model.gen_head.vision_head.weight
     device = weight.device
     mode = resolve_mode(mode, device)
-    num_tokens = model.config.num_gen_tokens
+    num_tokens = model.config.num_gen_tokens if num_tokens is None else num_tokens
+    if not 1 <= num_tokens <= model.config.num_gen_tokens:
+        raise ValueError(f"num_tokens must be in [1, {model.config.num_gen_tokens}], got {num_tokens}")
     length = len(prompt_ids)
     chunk_size = max(1, min(chunk_size or n, n))
 
@@ -212,7 +216,7 @@ def generate_image_codes(
         cache = prefix.broadcast_rows(rows, length + num_tokens)
         noise = CounterNoise([seed] * count, range(start, start + count), first.shape[-1], device)
         first_token = sample(first.expand(count, -1), params, noise, torch.zeros((), dtype=torch.long, device=device))
-        decoder = _ChunkDecoder(model, cache, length, count, cfg_weight, params, noise, first_token)
+        decoder = _ChunkDecoder(model, cache, length, count, cfg_weight, params, noise, first_token, num_tokens)
         report = None
         if progress is not None:
             done_before = chunk_index * num_tokens

@@ -116,7 +116,7 @@ class JanusModel(nn.Module):
             elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-            elif hasattr(module, "weight") and isinstance(getattr(module, "weight"), nn.Parameter) and module.weight.dim() == 1:
+            elif hasattr(module, "weight") and isinstance(module.weight, nn.Parameter) and module.weight.dim() == 1:
                 nn.init.ones_(module.weight)  # RMSNorm
         # Convolutions of the VQ model: Kaiming-like default init trains better than N(0, 0.02).
         for module in self.gen_vision_model.modules():

@@ -50,7 +50,8 @@ def _lr(config: ComponentTrainConfig, step: int) -> float:
 
 
 def _loop(config: ComponentTrainConfig, params: list[nn.Parameter], step_fn: Callable[[int], dict[str, torch.Tensor]],
-          name: str, on_step: StepHook | None, progress: bool) -> list[dict[str, float]]:
+          name: str, on_step: StepHook | None, progress: bool,
+          after_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
     from tqdm import tqdm
 
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
@@ -64,6 +65,8 @@ def _loop(config: ComponentTrainConfig, params: list[nn.Parameter], step_fn: Cal
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if after_step is not None:
+            after_step(step)
         row = {k: float(v.detach()) for k, v in losses.items()} | {"step": step + 1, "grad_norm": grad_norm,
                                                           "elapsed_s": time.perf_counter() - began}
         history.append(row)
@@ -82,25 +85,29 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig,
     generator = torch.Generator().manual_seed(config.seed)
     codebook_size = vq.quantize.embedding.num_embeddings
     last_used = torch.zeros(codebook_size, dtype=torch.long)
+    recent: list[torch.Tensor] = []
     vq.train()
     vq.requires_grad_(True)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         index = torch.randint(images.shape[0], (config.batch_size,), generator=generator)
         pixels = images[index].to(device)
+        recent[:] = [pixels]
         recon, q = vq(pixels)
         mse = F.mse_loss(recon, pixels)
         l1 = (recon - pixels).abs().mean()
         loss = mse + l1 + q.codebook_loss + q.commitment_loss
-        used = q.codes.flatten().cpu().unique()
-        last_used[used] = step
-        if config.restart_dead_every and step and step % config.restart_dead_every == 0:
-            _restart_dead_codes(vq, pixels, last_used, step - config.restart_dead_every, generator)
-        usage = (last_used >= step - config.restart_dead_every).float().mean()
+        last_used[q.codes.flatten().cpu().unique()] = step
+        usage = (last_used >= step - max(config.restart_dead_every, 1)).float().mean()
         return {"loss": loss, "mse": mse.detach(), "codebook": q.codebook_loss.detach(),
                 "commitment": q.commitment_loss.detach(), "usage": usage}
 
-    history = _loop(config, list(vq.parameters()), step_fn, "vq tokenizer", on_step, progress)
+    def after_step(step: int) -> None:
+        # After the optimizer step: the codebook may be edited in place now.
+        if config.restart_dead_every and step and step % config.restart_dead_every == 0:
+            _restart_dead_codes(vq, recent[0], last_used, step - config.restart_dead_every, generator)
+
+    history = _loop(config, list(vq.parameters()), step_fn, "vq tokenizer", on_step, progress, after_step)
     vq.eval()
     return history
 

@@ -38,7 +38,7 @@ class LoRALinear(nn.Linear):
 def apply_lora(module: nn.Module, config: LoraConfig) -> int:
     """Replace the target linear layers under `module` by LoRA layers; returns how many."""
     count = 0
-    for name, child in list(module.named_modules()):
+    for child in list(module.modules()):
         for attr, layer in list(child.named_children()):
             if isinstance(layer, nn.Linear) and not isinstance(layer, LoRALinear) and attr in config.targets:
                 setattr(child, attr, LoRALinear(layer, config.rank, config.alpha))

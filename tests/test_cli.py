@@ -1,0 +1,99 @@
+"""The `januspro` command line: outputs on stdout, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from januspro.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:  # argparse errors
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_chat_prints_only_the_answer(capsys, tiny_checkpoint: Path, tmp_path: Path, rgb_image: Image.Image) -> None:
+    path = tmp_path / "scene.png"
+    rgb_image.save(path)
+    code, out, err = run(capsys, "chat", "--model", str(tiny_checkpoint), "--image", str(path), "--image", str(path),
+                         "--max-new-tokens", "8", "Describe the image.")
+    assert code == 0
+    import januspro
+
+    expected = januspro.load(tiny_checkpoint, device="cpu").chat(
+        "Describe the image.", images=[str(path), str(path)], options=januspro.ChatOptions(max_new_tokens=8)).text
+    assert out.strip() == expected
+
+
+def test_interactive_chat_reads_turns_from_stdin(monkeypatch, capsys, tiny_checkpoint: Path, tmp_path: Path, rgb_image) -> None:
+    path = tmp_path / "scene.png"
+    rgb_image.save(path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"/image {path}\nDescribe the image.\n/image /nope.png\nMore?\n/exit\n"))
+    code, out, err = run(capsys, "chat", "--model", str(tiny_checkpoint), "--max-new-tokens", "4")
+    assert code == 0
+    assert len(out.strip().splitlines()) == 2  # two answers
+    assert "januspro: error: image '/nope.png': no such file" in err
+
+
+def test_generate_writes_numbered_pngs(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "images"
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "a red circle", "--n", "3", "--seed", "1",
+                         "--cfg", "3", "--out", str(out_dir), "--quiet")
+    assert code == 0
+    paths = [Path(line) for line in out.split()]
+    assert paths == [out_dir / f"{i}.png" for i in range(3)]
+    size = Image.open(paths[0]).size
+    assert all(Image.open(p).size == size for p in paths)
+    code, _, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "a red circle", "--n", "1", "--upscale", "2",
+                       "--out", str(tmp_path / "up"), "--quiet")
+    assert code == 0 and Image.open(tmp_path / "up" / "0.png").size == (2 * size[0], 2 * size[1])
+    assert "Lanczos" in err
+
+
+def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
+    code, out, _ = run(capsys, "info", "--model", str(tiny_checkpoint))
+    assert code == 0
+    for word in ("parameters", "language model", "SigLIP", "codebook", "official layout", "float32", "cpu"):
+        assert word in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["chat", "--model", "/no/such/folder", "hi"], "model folder '/no/such/folder' does not exist"),
+    (["chat", "--image", "/no/such.png", "hi"], "image '/no/such.png': no such file"),
+    (["generate", "x", "--n", "0"], "argument --n: must be >= 1"),
+    (["generate", "x", "--top-p", "2"], "argument --top-p: must be in (0, 1]"),
+    (["chat", "--temperature", "-1", "hi"], "argument --temperature: must be >= 0"),
+    (["generate", "x", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_errors_are_one_line_with_a_non_zero_exit(capsys, args: list[str], message: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code != 0 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("januspro") and message in lines[0], err
+
+
+def test_bad_model_and_over_long_prompt(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{}")
+    code, out, err = run(capsys, "chat", "--model", str(bad), "hi")
+    assert code == 1 and err.count("\n") == 1 and "config.json" in err
+    code, out, err = run(capsys, "chat", "--model", str(tiny_checkpoint), "word " * 3000)
+    assert code == 1 and "longer than the model's context" in err and err.count("\n") == 1
+
+
+def test_every_command_has_help() -> None:
+    for command in ("chat", "generate", "info", "demo", "serve", "web", "train", "eval"):
+        result = subprocess.run([sys.executable, "-m", "januspro.cli", command, "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "usage: januspro" in result.stdout, command

@@ -1,0 +1,206 @@
+"""The engine's public API on a tiny random checkpoint: understanding (single, batched, streamed,
+multi-turn), generation (determinism, chunking, fast paths), processing and input errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import januspro
+from januspro import ChatOptions, ImageOptions, InputError, Message
+from januspro.generation.image import generate_image_codes
+from januspro.generation.sampling import SamplingParams
+from januspro.generation.text import TextDecoder, decode_tokens
+from januspro.processing.chat_format import JANUS, JANUS_PRO
+from januspro.processing.image import ImageProcessor, load_image
+
+GREEDY = ChatOptions(max_new_tokens=12)
+
+
+def test_chat_stream_and_batch_agree(tiny_janus, rgb_image) -> None:
+    single = tiny_janus.chat("Describe the image.", images=[rgb_image], options=GREEDY)
+    assert len(single.tokens) == 12 and single.finish_reason == "length" and single.prompt_tokens > 16
+    streamed = "".join(tiny_janus.stream_chat("Describe the image.", images=[rgb_image], options=GREEDY))
+    assert streamed.strip() == single.text
+    # A left-padded batch of different lengths answers each conversation as it is answered alone.
+    other = [Message("user", "How many shapes are there in this picture?", (rgb_image, rgb_image))]
+    text_only = [Message("user", "Hello")]
+    batch = tiny_janus.chat_batch([[Message("user", "Describe the image.", (rgb_image,))], other, text_only], GREEDY)
+    assert batch[0].tokens == single.tokens
+    assert batch[1].tokens == tiny_janus.chat(other, options=GREEDY).tokens
+    assert batch[2].tokens == tiny_janus.chat(text_only, options=GREEDY).tokens
+
+
+def test_sampling_is_seeded(tiny_janus) -> None:
+    options = ChatOptions(max_new_tokens=16, temperature=1.0, top_p=0.95)
+    a = tiny_janus.chat("Hello", options=options).tokens
+    assert tiny_janus.chat("Hello", options=options).tokens == a
+    b = tiny_janus.chat("Hello", options=ChatOptions(max_new_tokens=16, temperature=1.0, top_p=0.95, seed=1)).tokens
+    assert a != b
+    # Batched with other requests, a request with its own seed draws what it draws alone.
+    rows = tiny_janus.chat_batch([[Message("user", "Hi there")], [Message("user", "Hello")]], options, seeds=[5, 0])
+    assert rows[1].tokens == a
+
+
+def test_session_keeps_the_cache_and_encodes_each_image_once(tiny_janus, rgb_image, monkeypatch) -> None:
+    calls = []
+    encode = tiny_janus.model.encode_images
+    monkeypatch.setattr(tiny_janus.model, "encode_images", lambda pixels: calls.append(pixels.shape[0]) or encode(pixels))
+    session = tiny_janus.session(ChatOptions(max_new_tokens=6))
+    first = session.ask("Describe the image.", images=[rgb_image])
+    assert first == tiny_janus.chat("Describe the image.", images=[rgb_image], options=ChatOptions(max_new_tokens=6))
+    calls.clear()
+    second = session.ask("And the colors?")
+    assert calls == []  # the image stays in the KV cache
+    # The second turn only costs its own tokens: far fewer than the image alone.
+    assert second.prompt_tokens < tiny_janus.config.num_image_tokens
+    third = session.ask("Compare with this one.", images=[rgb_image.rotate(90)])
+    assert calls == [1] and len(third.tokens) == 6
+    assert [m.role for m in session.history] == ["user", "assistant"] * 3
+    session.reset()
+    assert session.history == [] and session.last_result is None
+
+
+def test_session_grows_past_its_first_allocation(tiny_janus) -> None:
+    session = tiny_janus.session(ChatOptions(max_new_tokens=40, temperature=1.0))
+    for turn in range(5):
+        session.ask(f"Tell me more about turn {turn}.")
+    assert len(session.history) == 10
+
+
+def test_image_generation_is_deterministic_and_chunking_changes_nothing(tiny_janus) -> None:
+    options = ImageOptions(n=5, seed=3, cfg_weight=4.0)
+    result = tiny_janus.generate_images("a red circle", options)
+    size = tiny_janus.config.gen_vision.image_size
+    assert len(result.images) == 5 and all(im.size == (size, size) and im.mode == "RGB" for im in result.images)
+    again = tiny_janus.generate_images("a red circle", options)
+    assert torch.equal(result.codes, again.codes)
+    assert [np.asarray(im).tobytes() for im in result.images] == [np.asarray(im).tobytes() for im in again.images]
+    # The first images of a larger request are the images of a smaller one.
+    assert torch.equal(tiny_janus.generate_images("a red circle", ImageOptions(n=2, seed=3, cfg_weight=4.0)).codes, result.codes[:2])
+    other = tiny_janus.generate_images("a red circle", ImageOptions(n=5, seed=4, cfg_weight=4.0))
+    assert not torch.equal(other.codes, result.codes)
+    ids = tiny_janus.processor.generation_prompt("a red circle")
+    pad = tiny_janus.processor.tokenizer.special.pad
+    chunked = generate_image_codes(tiny_janus.model, ids, pad, n=5, cfg_weight=4.0, params=SamplingParams(1.0), seed=3, chunk_size=2)
+    assert torch.equal(chunked, result.codes)
+    tight = ImageOptions(n=5, seed=3, cfg_weight=4.0, memory_budget_gb=(tiny_janus._weight_bytes() + 200_000) / 2**30)
+    planned = tiny_janus.generate_images("a red circle", tight)
+    assert planned.chunk_size < 5 and torch.equal(planned.codes, result.codes)
+
+
+@pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=5, top_p=0.8), SamplingParams(0.0)])
+def test_static_decode_steps_draw_the_same_tokens_as_eager(tiny_janus, params) -> None:
+    model, processor = tiny_janus.model, tiny_janus.processor
+    ids = processor.generation_prompt("a blue square")
+    pad = processor.tokenizer.special.pad
+    eager = generate_image_codes(model, ids, pad, n=3, cfg_weight=5.0, params=params, seed=1, mode="eager")
+    static = generate_image_codes(model, ids, pad, n=3, cfg_weight=5.0, params=params, seed=1, mode="static", chunk_size=2)
+    assert torch.equal(eager, static)
+    long, short = processor.tokenizer.encode("Hello there, how are you?"), processor.tokenizer.encode("Hi")
+    prompt = torch.tensor([long, [pad] * (len(long) - len(short)) + short])  # left-padded
+    mask = prompt != pad
+    outputs = []
+    for mode in ("eager", "static"):
+        decoder = TextDecoder(model, 2, prompt.shape[1] + 4, mode=mode)  # too small: grows mid-way
+        logits = decoder.extend(model.embed_tokens(prompt), mask)
+        outputs.append(list(decode_tokens(decoder, logits, params, [0, 1], 10, [])))
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.gpu
+def test_cuda_graph_paths_match_eager_on_gpu(tiny_checkpoint) -> None:
+    janus = januspro.load(tiny_checkpoint, device="cuda", dtype="float32")
+    ids = janus.processor.generation_prompt("a red circle")
+    pad = janus.processor.tokenizer.special.pad
+    params = SamplingParams(1.0, top_k=20)
+    eager = generate_image_codes(janus.model, ids, pad, n=4, cfg_weight=5.0, params=params, seed=2, mode="eager")
+    graph = generate_image_codes(janus.model, ids, pad, n=4, cfg_weight=5.0, params=params, seed=2, mode="cuda_graph")
+    compiled = generate_image_codes(janus.model, ids, pad, n=4, cfg_weight=5.0, params=params, seed=2, mode="cuda_graph",
+                                    compile_step=True)
+    assert torch.equal(eager, graph) and torch.equal(eager, compiled)
+    prompt = torch.tensor([janus.processor.tokenizer.encode("Hello there")], device="cuda")
+    outputs = []
+    for mode in ("eager", "cuda_graph"):
+        decoder = TextDecoder(janus.model, 1, prompt.shape[1] + 4, mode=mode)
+        logits = decoder.extend(janus.model.embed_tokens(prompt))
+        outputs.append(list(decode_tokens(decoder, logits, params, [0], 10, [])))
+    assert outputs[0] == outputs[1]
+
+
+def test_invalid_options_and_inputs_are_clear_errors(tiny_janus, rgb_image) -> None:
+    with pytest.raises(InputError, match="n must be between 1"):
+        tiny_janus.generate_images("x", ImageOptions(n=0))
+    with pytest.raises(InputError, match="temperature"):
+        tiny_janus.chat("x", options=ChatOptions(temperature=-1))
+    with pytest.raises(InputError, match="top_p"):
+        tiny_janus.chat("x", options=ChatOptions(top_p=1.5, temperature=1))
+    with pytest.raises(InputError, match="max_new_tokens"):
+        tiny_janus.chat("x", options=ChatOptions(max_new_tokens=0))
+    with pytest.raises(InputError, match="empty"):
+        tiny_janus.generate_images("   ")
+    with pytest.raises(InputError, match="longer than the model's context"):
+        tiny_janus.chat("word " * 2000)
+    with pytest.raises(InputError, match="longer than the model's context"):
+        tiny_janus.generate_images("word " * 500)
+    with pytest.raises(InputError, match="2 image placeholders but has 1 images"):
+        tiny_janus.chat([Message("user", "<image_placeholder> and <image_placeholder>", (rgb_image,))])
+    with pytest.raises(InputError, match="no such file"):
+        tiny_janus.chat("x", images=["/no/such/image.png"])
+    with pytest.raises(InputError, match="not a readable image"):
+        tiny_janus.chat("x", images=[b"this is not an image"])
+
+
+def test_load_image_accepts_paths_bytes_arrays_and_converts_modes(tmp_path, rgb_image) -> None:
+    path = tmp_path / "a.png"
+    rgb_image.save(path)
+    buffer = io.BytesIO()
+    rgb_image.convert("RGBA").save(buffer, format="PNG")
+    for source in (path, str(path), buffer.getvalue(), np.asarray(rgb_image), rgb_image.convert("L")):
+        image = load_image(source)
+        assert image.mode == "RGB" and image.size == rgb_image.size
+    (tmp_path / "truncated.png").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(InputError, match="not a readable image"):
+        load_image(tmp_path / "truncated.png")
+    with pytest.raises(InputError, match="larger than"):
+        load_image(Image.new("RGB", (100, 100)), max_pixels=5000)
+
+
+def test_image_preprocessing_follows_the_original() -> None:
+    processor = ImageProcessor(image_size=64, image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5))
+    wide = Image.new("RGB", (128, 64), (255, 0, 0))
+    pixels = processor([wide])[0]  # [3, 64, 64]
+    assert pixels.shape == (3, 64, 64)
+    # Long side scaled to 64 (-> 64 x 32), centred, padded with the mean colour (127 -> ~0).
+    assert torch.allclose(pixels[:, 32, 10], torch.tensor([1.0, -1.0, -1.0]), atol=0.02)
+    assert torch.allclose(pixels[:, 2, 10], torch.full((3,), 127 / 127.5 - 1), atol=1e-3)
+    assert processor.background == (127, 127, 127)
+
+
+def test_chat_formats_render_like_the_original() -> None:
+    messages = [Message("user", "<image_placeholder>\nWhat is it?", ("img",)), Message("assistant", "A cat."),
+                Message("user", "And?")]
+    assert JANUS_PRO.render(messages, system="Be brief.") == (
+        "Be brief.\n\n<|User|>: <image_placeholder>\nWhat is it?\n\n<|Assistant|>: A cat.<｜end▁of▁sentence｜>"
+        "<|User|>: And?\n\n<|Assistant|>:")
+    assert JANUS.render([Message("user", "Hi")], system="") == "User: Hi\n\nAssistant:"
+    assert Message("user", "Q", ("a", "b")).content() == "<image_placeholder>\n<image_placeholder>\nQ"
+
+
+def test_prompt_ids_expand_each_image_placeholder(tiny_janus, rgb_image) -> None:
+    processor = tiny_janus.processor
+    special = processor.tokenizer.special
+    prompt = processor.conversation([Message("user", "Compare.", (rgb_image, rgb_image))])
+    ids = prompt.ids
+    assert ids[0] == special.bos
+    assert ids.count(special.image) == 2 * tiny_janus.config.num_image_tokens
+    assert ids.count(special.boi) == 2 and ids.count(special.eoi) == 2
+    start = ids.index(special.boi)
+    assert ids[start + 1 + tiny_janus.config.num_image_tokens] == special.eoi
+    generation = processor.generation_prompt("a red circle")
+    assert generation[0] == special.bos and generation[-1] == special.boi
+    assert processor.tokenizer.decode(generation).endswith("<|Assistant|>:")
