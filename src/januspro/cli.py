@@ -50,6 +50,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                        help="checkpoint folder or Hugging Face hub id (default: the bundled shapes-world model)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     group.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPUs, fp32 on CPU)")
+    group.add_argument("--quantize", default=None, choices=["int8"],
+                       help="int8 weight-only LLM layers: half the memory, faster memory-bound decoding")
     group.add_argument("--chat-format", default=None, choices=["janus-pro", "janus"],
                        help="prompt roles: <|User|>/<|Assistant|> (janus-pro) or User/Assistant (janus-1.3b); default from the checkpoint")
 
@@ -66,7 +68,7 @@ def _add_sampling_args(parser: argparse.ArgumentParser, temperature: float) -> N
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from januspro.engine import load
 
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format)
+    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format, quantize=args.quantize)
     logging.getLogger("januspro").info("model %s on %s (%s)", janus.name, janus.device, janus.dtype)
     return janus
 

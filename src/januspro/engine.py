@@ -334,13 +334,20 @@ def load(
     chat_format: str | None = None,
     image_mode: str = "auto",
     compile: bool = False,
+    quantize: str | None = None,
 ) -> Janus:
     """Load a Janus checkpoint: a local folder, a Hugging Face hub id, or (None) the bundled
     shapes-world model. Device: cuda, then mps, then cpu unless given; dtype: bf16 on
-    accelerators, fp32 on CPU unless given."""
+    accelerators, fp32 on CPU unless given. `quantize="int8"`: int8 weight-only LLM layers."""
     folder = bundled_model_path() if name_or_path is None else resolve_model_path(name_or_path)
     device_t = pick_device(device)
     dtype_t = pick_dtype(device_t, dtype)
     model, report = load_model(folder, device_t, dtype_t)
+    if quantize is not None:
+        if quantize != "int8":
+            raise InputError(f"unknown quantization {quantize!r} (only 'int8')")
+        from januspro.quantize import quantize_int8
+
+        quantize_int8(model.language_model.model.layers)
     processor = JanusProcessor.from_folder(folder, model.config, chat_format, name_hint=str(name_or_path or ""))
     return Janus(model, processor, report, str(name_or_path or "bundled shapes-world model"), image_mode, compile)

@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         allow_remote_images=args.allow_remote_images,
         upscale_weights=args.upscale_weights,
     )
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format)
+    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format,
+                 quantize=getattr(args, "quantize", None))
     upscalers = weights_summary(args.upscale_weights, janus.device)  # a bad weight file fails now
     log = logging.getLogger("januspro.server")
     print(f"januspro: serving {settings.model_id!r} ({janus.device}, {str(janus.dtype).removeprefix('torch.')}) "

@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPUs, fp32 on CPU)")
     model.add_argument("--chat-format", default=None, choices=["janus-pro", "janus"],
                        help="prompt roles (default from the checkpoint)")
+    model.add_argument("--quantize", default=None, choices=["int8"], help="int8 weight-only LLM layers")
     run_group = parser.add_argument_group("evaluation")
     run_group.add_argument("--seed", type=int, default=7777, help="draws the scenes and prompts (default 7777, held out)")
     run_group.add_argument("--prompts", type=_positive_int, default=25, metavar="N",
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, generation=not args.skip_generation, understanding=not args.skip_understanding,
     )
     options.check()
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format)
+    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format,
+                 quantize=getattr(args, "quantize", None))
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from januspro.upscale import weights_summary
 
     _check_port_free(args.host, args.port)
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format)
+    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format,
+                 quantize=getattr(args, "quantize", None))
     method = weights_summary(args.upscale_weights, janus.device)[2]  # a bad weight file fails now
     settings = WebSettings(max_images=args.max_images, max_new_tokens=args.max_new_tokens,
                            upscale_weights=args.upscale_weights)
