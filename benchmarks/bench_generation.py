@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime
 import functools
 import gc
@@ -106,10 +107,25 @@ def sampled_tokens(model: torch.nn.Module, tokens: int) -> Iterator[None]:
         model.config = original
 
 
-def januspro_images(b: Bench, n: int, **kwargs: Any) -> ImageRun:
+_INT8_MODELS: dict[int, torch.nn.Module] = {}
+
+
+def int8_model(b: Bench) -> torch.nn.Module:
+    """A copy of this engine's model with int8 weight-only LLM layers (made once per model)."""
+    from januspro.quantize import quantize_int8
+
+    key = id(b.pair.model)
+    if key not in _INT8_MODELS:
+        model = copy.deepcopy(b.pair.model)
+        quantize_int8(model.language_model.model.layers)
+        _INT8_MODELS[key] = model
+    return _INT8_MODELS[key]
+
+
+def januspro_images(b: Bench, n: int, model: torch.nn.Module | None = None, **kwargs: Any) -> ImageRun:
     """This engine: `generate_image_codes` (one shared prefill, static cache, on-device
     sampling) then `decode_images`."""
-    model = b.pair.model
+    model = model or b.pair.model
     kwargs = {**b.engine_kwargs.get("januspro", {}), **kwargs}
     with sampled_tokens(model, b.tokens):
         codes = generate_image_codes(model, b.gen_prompt, b.pair.ids.pad, n=n, cfg_weight=CFG_WEIGHT,
@@ -176,9 +192,15 @@ def original_loop_images(b: Bench, n: int) -> ImageRun:
     return ImageRun(codes, pixels)
 
 
+def januspro_int8_images(b: Bench, n: int) -> ImageRun:
+    """This engine with int8 weight-only LLM layers (`--quantize int8`)."""
+    return januspro_images(b, n, model=int8_model(b))
+
+
 ImageEngine = Callable[[Bench, int], ImageRun]
 IMAGE_ENGINES: dict[str, ImageEngine] = {
     "januspro": januspro_images,
+    "januspro-int8": januspro_int8_images,
     "januspro-budget": januspro_budget_images,
     "transformers": transformers_images,
     "original-loop": original_loop_images,
@@ -188,9 +210,9 @@ IMAGE_ENGINES: dict[str, ImageEngine] = {
 # ---------------------------------------------------------------------------- text engines
 
 
-def januspro_text(b: Bench, batch: int) -> TextRun:
+def januspro_text(b: Bench, batch: int, model: torch.nn.Module | None = None) -> TextRun:
     """Image encoding + prefill into a static cache, then greedy `decode_tokens`."""
-    model, image_id = b.pair.model, b.pair.ids.image
+    model, image_id = model or b.pair.model, b.pair.ids.image
     ids = torch.tensor([b.und_prompt] * batch, device=b.device)
     pixels = b.pixels(batch)
     start = clock(b.device)
@@ -235,9 +257,15 @@ def transformers_text(b: Bench, batch: int) -> TextRun:
     return TextRun(first - start, end - first, out[:, ids.shape[1]:].tolist())
 
 
+def januspro_int8_text(b: Bench, batch: int) -> TextRun:
+    """This engine with int8 weight-only LLM layers (`--quantize int8`)."""
+    return januspro_text(b, batch, model=int8_model(b))
+
+
 TextEngine = Callable[[Bench, int], TextRun]
 TEXT_ENGINES: dict[str, TextEngine] = {
     "januspro": januspro_text,
+    "januspro-int8": januspro_int8_text,
     "transformers": transformers_text,
 }
 

@@ -78,38 +78,115 @@ def _loop(config: ComponentTrainConfig, params: list[nn.Parameter], step_fn: Cal
 # ------------------------------------------------------------------------------ VQ
 
 
-def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig,
-             on_step: StepHook | None = None, progress: bool = True) -> list[dict[str, float]]:
-    """Train the tokenizer on `images` [N, 3, H, W] in [-1, 1] (on the model's device)."""
+def _latents(vq: VQModel, pixels: torch.Tensor) -> torch.Tensor:
+    """Continuous (unquantised) latents [B, D, h, w], l2-normalised like the codebook."""
+    z = vq.quant_conv(vq.encoder(pixels))
+    return F.normalize(z, dim=1) if vq.quantize.l2_norm else z
+
+
+def foreground_weights(pixels: torch.Tensor, weight: float) -> torch.Tensor:
+    """[B, 1, H, W] per-pixel loss weights: `weight` where a pixel differs from its image's
+    background (the per-channel median colour), 1 elsewhere. Sparse images (objects on a flat
+    background) otherwise spend most of the loss on already-perfect background."""
+    if weight == 1.0:
+        return torch.ones_like(pixels[:, :1])
+    background = pixels.flatten(2).median(dim=2).values[:, :, None, None]  # [B, 3, 1, 1]
+    foreground = (pixels - background).abs().amax(dim=1, keepdim=True) > 0.1
+    return 1.0 + (weight - 1.0) * foreground.to(pixels.dtype)
+
+
+def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, warmup_fraction: float = 0.25,
+             foreground_weight: float = 1.0, on_step: StepHook | None = None,
+             progress: bool = True) -> list[dict[str, float]]:
+    """Train the tokenizer on `images` [N, 3, H, W] in [-1, 1] (on the model's device).
+
+    The first `warmup_fraction` of the steps trains encoder and decoder without quantisation;
+    the codebook is then initialised by k-means++ over the encoder's latents (so codes cover
+    the latent space instead of collapsing onto a few), and training continues with the
+    quantiser (reconstruction + codebook + commitment losses). Codes unused for
+    `restart_dead_every` steps are re-seeded where reconstruction needs them most: at latents
+    far from every code (D^2 sampling), never at the dense, already well-coded ones.
+    `foreground_weight` > 1 weights the reconstruction loss towards non-background pixels."""
     device = vq.quant_conv.weight.device
     generator = torch.Generator().manual_seed(config.seed)
     codebook_size = vq.quantize.embedding.num_embeddings
+    warmup = int(config.steps * warmup_fraction)
     last_used = torch.zeros(codebook_size, dtype=torch.long)
     recent: list[torch.Tensor] = []
     vq.train()
     vq.requires_grad_(True)
 
+    def batch() -> torch.Tensor:
+        return images[torch.randint(images.shape[0], (config.batch_size,), generator=generator)].to(device)
+
     def step_fn(step: int) -> dict[str, torch.Tensor]:
-        index = torch.randint(images.shape[0], (config.batch_size,), generator=generator)
-        pixels = images[index].to(device)
+        pixels = batch()
         recent[:] = [pixels]
-        recon, q = vq(pixels)
-        mse = F.mse_loss(recon, pixels)
-        l1 = (recon - pixels).abs().mean()
-        loss = mse + l1 + q.codebook_loss + q.commitment_loss
-        last_used[q.codes.flatten().cpu().unique()] = step
-        usage = (last_used >= step - max(config.restart_dead_every, 1)).float().mean()
-        return {"loss": loss, "mse": mse.detach(), "codebook": q.codebook_loss.detach(),
-                "commitment": q.commitment_loss.detach(), "usage": usage}
+        if step < warmup:
+            recon = vq.decode(_latents(vq, pixels))
+            zero = recon.new_zeros(())
+            codebook_loss = commitment_loss = usage = zero
+        else:
+            recon, q = vq(pixels)
+            codebook_loss, commitment_loss = q.codebook_loss, q.commitment_loss
+            last_used[q.codes.flatten().cpu().unique()] = step
+            usage = (last_used >= step - max(config.restart_dead_every, 1)).float().mean()
+        weights = foreground_weights(pixels, foreground_weight)
+        error = (recon - pixels).pow(2) + (recon - pixels).abs()
+        recon_loss = (error * weights).sum() / (weights.sum() * pixels.shape[1])
+        mse = F.mse_loss(recon.detach(), pixels)
+        loss = recon_loss + codebook_loss + commitment_loss
+        return {"loss": loss, "mse": mse.detach(), "codebook": codebook_loss.detach(),
+                "commitment": commitment_loss.detach(), "usage": usage}
 
     def after_step(step: int) -> None:
         # After the optimizer step: the codebook may be edited in place now.
-        if config.restart_dead_every and step and step % config.restart_dead_every == 0:
+        if step + 1 == warmup:
+            with torch.no_grad():
+                latents = torch.cat([_latents(vq, batch()) for _ in range(4)])
+            _init_codebook(vq, latents, generator)
+            last_used.fill_(step)
+        elif step > warmup and config.restart_dead_every and (step - warmup) % config.restart_dead_every == 0:
             _restart_dead_codes(vq, recent[0], last_used, step - config.restart_dead_every, generator)
 
     history = _loop(config, list(vq.parameters()), step_fn, "vq tokenizer", on_step, progress, after_step)
     vq.eval()
     return history
+
+
+def _flat(latents: torch.Tensor) -> torch.Tensor:
+    return latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+
+
+def _d2_sample(points: torch.Tensor, centers: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` points drawn with probability proportional to the squared distance to the
+    nearest center (k-means++ seeding)."""
+    chosen = []
+    for _ in range(count):
+        dist = torch.cdist(points, centers).min(dim=1).values.pow(2) if centers.numel() else torch.ones(len(points))
+        probs = (dist / dist.sum().clamp(min=1e-12)).cpu()
+        pick = points[int(torch.multinomial(probs, 1, generator=generator))]
+        chosen.append(pick)
+        centers = torch.cat([centers, pick[None]])
+    return torch.stack(chosen)
+
+
+@torch.no_grad()
+def _init_codebook(vq: VQModel, latents: torch.Tensor, generator: torch.Generator, iterations: int = 10) -> None:
+    """k-means++ seeding and Lloyd iterations over encoder latents; empty clusters keep their seed."""
+    points = _flat(latents).float()
+    weight = vq.quantize.embedding.weight
+    k = weight.shape[0]
+    centers = _d2_sample(points, points[:0], min(k, len(points)), generator)
+    for _ in range(iterations):
+        assign = torch.cdist(points, centers).argmin(dim=1)
+        sums = torch.zeros_like(centers).index_add_(0, assign, points)
+        counts = torch.bincount(assign, minlength=len(centers)).float()
+        filled = counts > 0
+        centers[filled] = sums[filled] / counts[filled, None]
+        if vq.quantize.l2_norm:
+            centers = F.normalize(centers, dim=-1)
+    weight[: len(centers)] = centers.to(weight.dtype)
 
 
 @torch.no_grad()
@@ -118,12 +195,12 @@ def _restart_dead_codes(vq: VQModel, pixels: torch.Tensor, last_used: torch.Tens
     dead = (last_used < since).nonzero().flatten()
     if dead.numel() == 0:
         return
-    z = vq.quant_conv(vq.encoder(pixels)).permute(0, 2, 3, 1).reshape(-1, vq.quantize.embedding.embedding_dim)
-    pick = torch.randint(z.shape[0], (dead.numel(),), generator=generator)
-    fresh = z[pick.to(z.device)] + 0.01 * torch.randn(dead.numel(), z.shape[1], generator=generator).to(z.device)
-    if vq.quantize.l2_norm:
-        fresh = F.normalize(fresh, dim=-1)
-    vq.quantize.embedding.weight[dead.to(z.device)] = fresh.to(vq.quantize.embedding.weight.dtype)
+    weight = vq.quantize.embedding.weight
+    alive = (last_used >= since).nonzero().flatten().to(weight.device)
+    codebook = vq.quantize.codebook()
+    points = _flat(_latents(vq, pixels)).float()
+    fresh = _d2_sample(points, codebook[alive].float(), dead.numel(), generator)
+    weight[dead.to(weight.device)] = fresh.to(weight.dtype)
     last_used[dead] = since + 1  # give the new codes a window to be picked
 
 

@@ -2,10 +2,11 @@
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
 official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
 
-    januspro train bundled --out src/januspro/assets/shapes-model   # about an hour on 2 CPU cores
+    januspro train bundled --out src/januspro/assets/shapes-model   # under an hour on 2 CPU cores
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> export (bf16).
+Each step is a function, so that experiments can rerun one part.
 """
 
 from __future__ import annotations
@@ -49,34 +50,40 @@ def bundled_config(vocab_size: int, hidden: int = 256, layers: int = 6, codebook
     )
 
 
+def _default_stages() -> tuple[StageConfig, ...]:
+    return (
+        StageConfig("lm", ("language_model",), {"text": 1.0}, steps=150, batch_size=64, lr=2e-3, warmup_steps=20),
+        preset_stage("stage1", steps=200, batch_size=32, lr=2e-3, warmup_steps=20),
+        preset_stage("stage2", steps=1200, batch_size=32, lr=1e-3, warmup_steps=50, uncond_prob=0.1),
+        preset_stage("stage3", steps=400, batch_size=32, lr=4e-4, warmup_steps=20, lr_overrides={"vision_model": 2e-4},
+                     uncond_prob=0.1),
+    )
+
+
 @dataclass(frozen=True)
 class Recipe:
     seed: int = 0
-    scenes: int = 24000  # scene images in the dataset (each: 1 t2i record, 2 understanding records)
-    text_records: int = 20000
+    scenes: int = 16000  # scene images in the dataset (each: 1 t2i record, 2 understanding records)
+    text_records: int = 12000
     tokenizer_vocab: int = 768
     hidden: int = 256
     layers: int = 6
     codebook: int = 512
-    component_images: int = 16000  # rendered in memory for the VQ and ViT trainers
-    vq: ComponentTrainConfig = ComponentTrainConfig(steps=1500, batch_size=32, lr=2e-3, warmup_steps=50)
-    siglip: ComponentTrainConfig = ComponentTrainConfig(steps=800, batch_size=64, lr=1e-3, warmup_steps=50)
-    stages: tuple[StageConfig, ...] = field(default_factory=lambda: (
-        StageConfig("lm", ("language_model",), {"text": 1.0}, steps=300, batch_size=64, lr=2e-3, warmup_steps=30),
-        preset_stage("stage1", steps=300, batch_size=32, lr=2e-3, warmup_steps=30),
-        preset_stage("stage2", steps=1800, batch_size=32, lr=1e-3, warmup_steps=60, uncond_prob=0.1),
-        preset_stage("stage3", steps=600, batch_size=32, lr=4e-4, warmup_steps=30, lr_overrides={"vision_model": 2e-4},
-                     uncond_prob=0.1),
-    ))
+    component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
+    # Budget on 2 CPU cores: VQ ~15 min, ViT ~3 min, stages ~35 min.
+    vq: ComponentTrainConfig = ComponentTrainConfig(steps=1600, batch_size=16, lr=2e-3, warmup_steps=30,
+                                                    restart_dead_every=0)
+    siglip: ComponentTrainConfig = ComponentTrainConfig(steps=500, batch_size=64, lr=1e-3, warmup_steps=40)
+    stages: tuple[StageConfig, ...] = field(default_factory=_default_stages)
 
 
 def smoke_recipe(seed: int = 0) -> Recipe:
     """The whole pipeline on tiny data with a few steps per part (CI checks the recipe runs)."""
-    tiny = ComponentTrainConfig(steps=3, batch_size=8, warmup_steps=1, restart_dead_every=2)
+    tiny = ComponentTrainConfig(steps=4, batch_size=8, warmup_steps=1, restart_dead_every=2)
     return Recipe(
         seed=seed, scenes=48, text_records=48, tokenizer_vocab=400, hidden=64, layers=2, codebook=64,
         component_images=32, vq=tiny, siglip=tiny,
-        stages=tuple(replace(s, steps=2, batch_size=8, warmup_steps=1) for s in Recipe().stages),
+        stages=tuple(replace(s, steps=2, batch_size=8, warmup_steps=1) for s in _default_stages()),
     )
 
 
@@ -95,6 +102,78 @@ def _texts_of(manifest: Path) -> list[str]:
     return texts
 
 
+def make_data(recipe: Recipe, folder: Path) -> Path:
+    """The shapes-world dataset; returns its folder."""
+    from januspro.shapes.dataset import write_dataset
+
+    manifest = write_dataset(folder, seed=recipe.seed, n_t2i=recipe.scenes, n_understanding=2 * recipe.scenes,
+                             n_text=recipe.text_records, overwrite=True)
+    return manifest.parent
+
+
+def make_model(recipe: Recipe, data: Path, device: torch.device):  # type: ignore[no-untyped-def]
+    """Tokenizer (BPE over the dataset's texts), freshly initialised model, processor."""
+    from januspro.engine import Janus
+    from januspro.testing import train_tokenizer
+
+    tokenizer = train_tokenizer(_texts_of(data / "manifest.jsonl"), recipe.tokenizer_vocab, max_length=512)
+    vocab = (tokenizer.vocab_size + 63) // 64 * 64
+    config = bundled_config(vocab, recipe.hidden, recipe.layers, recipe.codebook)
+    torch.manual_seed(recipe.seed)
+    model = JanusModel(config)
+    model.initialize_weights()
+    model.to(device)
+    processor = JanusProcessor(tokenizer, ImageProcessor(image_size=64), JANUS_PRO, config.num_image_tokens,
+                               config.language.max_position_embeddings, system_prompt="")
+    return Janus(model, processor, name="shapes-world")
+
+
+def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """The pieces Janus takes off the shelf: the VQ tokenizer and the understanding ViT."""
+    from januspro.shapes.dataset import iter_samples
+
+    model, processor = janus.model, janus.processor
+    device = model.gen_head.vision_head.weight.device
+    samples = iter_samples(recipe.seed, stream=7)
+    pairs = [next(samples) for _ in range(recipe.component_images)]
+    images = pil_to_pixels([s.image for s in pairs], 64).to(device)
+    model.gen_vision_model.to(memory_format=torch.channels_last)
+    history_vq = train_vq(model.gen_vision_model, images.contiguous(memory_format=torch.channels_last), recipe.vq,
+                          progress=progress)
+    model.gen_vision_model.to(memory_format=torch.contiguous_format)
+    del images
+    pixels = processor.image_processor([s.image for s in pairs]).to(device)
+    captions = [processor.tokenizer.encode(s.scene.caption, add_bos=False) for s in pairs]
+    history_vit = train_siglip(model.vision_model.vision_tower, pixels, captions, model.config.language.vocab_size,
+                               recipe.siglip, progress=progress)
+    return {"vq": history_vq[-1] if history_vq else {}, "siglip": history_vit[-1] if history_vit else {}}
+
+
+def train_stages(recipe: Recipe, janus, data: Path, out: Path, progress: bool = True) -> Path:  # type: ignore[no-untyped-def]
+    from januspro.training.loop import run_training
+
+    if out.exists():
+        shutil.rmtree(out)
+    train = TrainConfig(data=(str(data),), out=str(out), stages=recipe.stages, log_every=20)
+    return run_training(train, janus=janus, progress=progress)
+
+
+def export(janus, out: Path, card: dict[str, Any], loss_png: Path | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """Write the model in bf16 with a card saying how it was made, replacing `out`."""
+    tmp = out.parent / f".{out.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    janus.model.eval()
+    janus.save(tmp, dtype=torch.bfloat16)
+    if loss_png is not None and loss_png.exists():
+        shutil.copy(loss_png, tmp / "loss.png")
+    (tmp / "training.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
 def build_bundled(
     out: Path | None = None,
     workdir: Path | None = None,
@@ -106,93 +185,40 @@ def build_bundled(
 ) -> Path:
     """Train the shapes-world model from scratch and export it to `out` (default: the
     package's bundled-model folder). Returns `out`."""
-    from januspro.engine import Janus
-    from januspro.shapes.dataset import iter_samples, write_dataset
-    from januspro.testing import train_tokenizer
-    from januspro.training.loop import run_training
-
     recipe = recipe or (smoke_recipe(seed) if smoke else Recipe(seed=seed))
     if out is None:
         if smoke:
             raise InputError("give --out for a smoke run (it would overwrite the bundled model)")
         out = BUNDLED_DIR
     workdir = workdir or out.parent / f"{out.name}-work"
-    if (workdir / "train").exists():
-        shutil.rmtree(workdir / "train")
     device_t = pick_device(device)
     began = time.perf_counter()
     timings: dict[str, float] = {}
+    marks = [time.perf_counter()]
 
-    def lap(name: str, start: float) -> None:
-        timings[name] = round(time.perf_counter() - start, 1)
+    def lap(name: str) -> None:
+        marks.append(time.perf_counter())
+        timings[name] = round(marks[-1] - marks[-2], 1)
         log.info("%s done in %.1fs", name, timings[name])
 
-    # 1. data
-    start = time.perf_counter()
-    manifest = write_dataset(workdir / "data", seed=recipe.seed, n_t2i=recipe.scenes,
-                             n_understanding=2 * recipe.scenes, n_text=recipe.text_records, overwrite=True)
-    data = manifest.parent
-    lap("data", start)
-
-    # 2. tokenizer, model, processor
-    start = time.perf_counter()
-    tokenizer = train_tokenizer(_texts_of(data / "manifest.jsonl"), recipe.tokenizer_vocab, max_length=512)
-    vocab = (tokenizer.vocab_size + 63) // 64 * 64
-    config = bundled_config(vocab, recipe.hidden, recipe.layers, recipe.codebook)
-    torch.manual_seed(recipe.seed)
-    model = JanusModel(config)
-    model.initialize_weights()
-    model.to(device_t)
-    processor = JanusProcessor(tokenizer, ImageProcessor(image_size=64), JANUS_PRO, config.num_image_tokens,
-                               config.language.max_position_embeddings, system_prompt="")
-    lap("tokenizer", start)
-
-    # 3. the pieces Janus takes off the shelf: VQ tokenizer, understanding ViT
-    samples = iter_samples(recipe.seed, stream=7)
-    pairs = [next(samples) for _ in range(recipe.component_images)]
-    start = time.perf_counter()
-    images = pil_to_pixels([s.image for s in pairs], 64).to(device_t)
-    history_vq = train_vq(model.gen_vision_model, images, recipe.vq, progress=progress)
-    lap("vq", start)
-    start = time.perf_counter()
-    pixels = processor.image_processor([s.image for s in pairs]).to(device_t)
-    captions = [tokenizer.encode(s.scene.caption, add_bos=False) for s in pairs]
-    history_vit = train_siglip(model.vision_model.vision_tower, pixels, captions, vocab, recipe.siglip, progress=progress)
-    lap("siglip", start)
-    del images, pixels
-
-    # 4. LLM text pre-training and the three Janus stages
-    start = time.perf_counter()
-    janus = Janus(model, processor, name="shapes-world")
-    train = TrainConfig(data=(str(data),), out=str(workdir / "train"), stages=recipe.stages, log_every=20)
-    run_training(train, janus=janus, progress=progress)
-    lap("stages", start)
-
-    # 5. export in bf16 with a model card of how it was made
-    tmp = out.parent / f".{out.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    janus.model.eval()
-    janus.save(tmp, dtype=torch.bfloat16)
-    shutil.copy(workdir / "train" / "loss.png", tmp / "loss.png")
+    data = make_data(recipe, workdir / "data")
+    lap("data")
+    janus = make_model(recipe, data, device_t)
+    lap("tokenizer")
+    finals = train_components(recipe, janus, progress)
+    lap("components")
+    train_stages(recipe, janus, data, workdir / "train", progress)
+    lap("stages")
     timings["total"] = round(time.perf_counter() - began, 1)
     card = {
         "name": "januspro shapes-world model",
         "command": "januspro train bundled" + (f" --seed {seed}" if seed else ""),
         "recipe": asdict(recipe),
         "seconds": timings,
-        "parameters": model.num_parameters(),
-        "vq_final": history_vq[-1] if history_vq else {},
-        "siglip_final": history_vit[-1] if history_vit else {},
+        "parameters": janus.model.num_parameters(),
+        "components_final": finals,
         "torch": torch.__version__,
     }
-    (tmp / "training.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    export(janus, out, card, workdir / "train" / "loss.png")
     log.info("bundled model written to %s in %.0fs", out, timings["total"])
     return out
-
-
-def describe(recipe: Recipe) -> dict[str, Any]:
-    return asdict(recipe)
