@@ -44,6 +44,7 @@ import transformers  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
 import januspro  # noqa: E402
+from januspro.engine import prepare_for_inference  # noqa: E402
 from januspro.generation.image import decode_images, generate_image_codes, plan_chunks  # noqa: E402
 from januspro.generation.sampling import SamplingParams  # noqa: E402
 from januspro.generation.text import TextDecoder, decode_tokens  # noqa: E402
@@ -436,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     log(f"building {args.config} models on {device} ({dtype})")
     pair = build_pair(args.config, args.layers or (None if cuda else 2), args.vision_layers, device, dtype, args.seed)
+    prepare_for_inference(pair.model, device)  # what januspro.load does (the transformers model keeps its own tensors)
     ref, ids = pair.reference, pair.ids
     full_tokens = ref.num_gen_tokens
     tokens = min(args.tokens or (full_tokens if cuda else 32), full_tokens)

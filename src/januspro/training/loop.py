@@ -175,7 +175,7 @@ def run_training(
     model, processor = janus.model, janus.processor
     if model.gen_head.vision_head.weight.dtype != torch.float32:
         model.float()
-    model.to(device)
+    model.to(device, memory_format=torch.contiguous_format)  # undo inference-only layouts (FSDP needs contiguous)
     lora = config.lora is not None
     if lora:
         apply_lora(model.language_model, config.lora)  # type: ignore[arg-type]
