@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     group = parser.add_argument_group("bundled")
-    group.add_argument("--workdir", default=None, help="bundled: where to write the generated data (default OUT/work)")
+    group.add_argument("--workdir", default=None, help="bundled: where to write the generated data and stage checkpoints (default: OUT-work beside OUT; runs/bundled-work for the packaged model)")
     group.add_argument("--smoke", action="store_true", help="bundled: tiny data and a few steps per stage (a pipeline check)")
     group.add_argument("--seed", type=int, default=0, help="bundled: data and training seed")
 

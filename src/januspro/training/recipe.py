@@ -190,7 +190,8 @@ def build_bundled(
         if smoke:
             raise InputError("give --out for a smoke run (it would overwrite the bundled model)")
         out = BUNDLED_DIR
-    workdir = workdir or out.parent / f"{out.name}-work"
+    if workdir is None:  # never inside the package: data and checkpoints would ship with it
+        workdir = Path("runs/bundled-work") if out == BUNDLED_DIR else out.parent / f"{out.name}-work"
     device_t = pick_device(device)
     began = time.perf_counter()
     timings: dict[str, float] = {}
