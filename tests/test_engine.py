@@ -226,3 +226,20 @@ def test_int8_weight_only_quantization_keeps_logits_close(tiny_checkpoint) -> No
             assert torch.nn.functional.cosine_similarity(x, y, dim=0) >= 0.99, head
     with pytest.raises(InputError, match="unknown quantization"):
         januspro.load(tiny_checkpoint, device="cpu", quantize="int4")
+
+
+def test_int8_linear_fused_and_dequantized_paths_agree() -> None:
+    """On CPU one row goes through the fused int8 kernel, many rows through dequantisation."""
+    from januspro.quantize import CPU_MAX_FUSED_ROWS, Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48, bias=True)
+    layer = Int8Linear(linear)
+    x = torch.randn(2, 3, 64)  # 6 rows > CPU_MAX_FUSED_ROWS
+    assert x.numel() // 64 > CPU_MAX_FUSED_ROWS
+    with torch.inference_mode():
+        together = layer(x)
+        row_by_row = torch.stack([torch.stack([layer(x[i, j : j + 1])[0] for j in range(3)]) for i in range(2)])
+        expected = torch.nn.functional.linear(x, layer.dequantized(), linear.bias)
+    torch.testing.assert_close(together, row_by_row, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(together, expected, rtol=1e-4, atol=1e-4)

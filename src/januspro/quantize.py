@@ -17,6 +17,7 @@ from torch import nn
 
 # Linear layers of the decoder that are quantised (the embeddings, norms and heads are not).
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+CPU_MAX_FUSED_ROWS = 2  # measured on 2-core AVX2: fused 8 ms vs dequantised 25 ms at 1 row, 77 vs 27 ms at 8
 
 
 class Int8Linear(nn.Module):
@@ -31,9 +32,14 @@ class Int8Linear(nn.Module):
         self.register_buffer("scale", scale.to(linear.weight.dtype))
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
         self._fused = _fused_kernel_available(self.weight.device, linear.weight.dtype)
+        # PyTorch's CPU kernel is fast only for a row or two (decoding one sequence); for more rows
+        # (prefill, CFG batches) dequantising and using the float matmul is 2.5-40x faster.
+        self._max_fused_rows = CPU_MAX_FUSED_ROWS if self.weight.device.type == "cpu" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fused and x.dtype == self.scale.dtype:
+        rows = x.numel() // max(x.shape[-1], 1)
+        fits = self._max_fused_rows is None or rows <= self._max_fused_rows
+        if self._fused and fits and x.dtype == self.scale.dtype:
             shape = x.shape
             out = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]), self.weight, self.scale)
             out = out.reshape(*shape[:-1], self.out_features)
