@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,9 @@ def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
     (["chat", "--model", "/no/such/folder", "hi"], "model folder '/no/such/folder' does not exist"),
     (["chat", "--image", "/no/such.png", "hi"], "image '/no/such.png': no such file"),
     (["generate", "x", "--n", "0"], "argument --n: must be >= 1"),
+    (["generate", "x", "--n", "two"], "argument --n: must be a whole number, got 'two'"),
+    (["eval", "shapes", "--cfg", "high"], "argument --cfg: must be a number, got 'high'"),
+    (["serve", "--port", "70000"], "argument --port: must be a port number (1-65535), got 70000"),
     (["generate", "x", "--top-p", "2"], "argument --top-p: must be in (0, 1]"),
     (["chat", "--temperature", "-1", "hi"], "argument --temperature: must be >= 0"),
     (["generate", "x", "--bogus"], "unrecognized arguments: --bogus"),
@@ -97,3 +101,24 @@ def test_every_command_has_help() -> None:
     for command in ("chat", "generate", "info", "demo", "serve", "web", "train", "eval"):
         result = subprocess.run([sys.executable, "-m", "januspro.cli", command, "--help"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "usage: januspro" in result.stdout, command
+
+
+@pytest.mark.parametrize("command, needs, flags", [
+    ("serve", "uvicorn", ("--host", "--port", "--model", "--max-queue", "--allow-remote-images", "--upscale-weights")),
+    ("web", "gradio", ("--host", "--port", "--model", "--share", "--upscale-weights", "--max-images")),
+])
+def test_server_commands_help_and_port_in_use(command: str, needs: str, flags: tuple[str, ...], tiny_checkpoint: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip(needs)
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in flags:
+        assert flag in text
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code = main([command, "--model", str(tiny_checkpoint), "--port", str(busy.getsockname()[1])])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith("januspro: error: cannot listen on") and "\n" not in err

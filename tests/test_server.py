@@ -465,26 +465,6 @@ def test_scheduler_refuses_beyond_the_limit() -> None:
     assert scheduler.stats().rejected == 1
 
 
-# ------------------------------------------------------------------------------ command line
-
-
-def test_cli_help_and_port_in_use(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from januspro.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(["serve", "--help"])
-    assert info.value.code == 0
-    text = capsys.readouterr().out
-    for flag in ("--host", "--port", "--model", "--max-queue", "--allow-remote-images", "--upscale-weights"):
-        assert flag in text
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        code = main(["serve", "--model", str(tiny_checkpoint), "--port", str(busy.getsockname()[1])])
-    err = capsys.readouterr().err.strip()
-    assert code == 1 and err.startswith("januspro: error: cannot listen on") and "\n" not in err
-
-
 def test_adapters_stay_separate() -> None:
     code = (
         "import sys, januspro.server.cli, januspro.webapp.cli;"

@@ -190,20 +190,3 @@ def test_examples_are_drawn_offline(tmp_path: Path) -> None:
         image = Image.open(path)
         assert image.size == (64, 64) and question
         assert len(set(image.getdata())) >= 2  # white plus at least one colour
-
-
-def test_cli_help_and_port_in_use(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from januspro.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(["web", "--help"])
-    assert info.value.code == 0
-    text = capsys.readouterr().out
-    for flag in ("--host", "--port", "--model", "--share", "--upscale-weights", "--max-images"):
-        assert flag in text
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        code = main(["web", "--model", str(tiny_checkpoint), "--port", str(busy.getsockname()[1])])
-    err = capsys.readouterr().err.strip()
-    assert code == 1 and err.startswith("januspro: error: cannot listen on") and "\n" not in err

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from januspro.cli_args import add_model_arguments, load_from_args, non_negative_float, positive_int, probability
+
 EXIT_USAGE = 2
 EXIT_ERROR = 1
 
@@ -23,54 +25,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
-
-
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", "-m", default=None, metavar="PATH_OR_ID",
-                       help="checkpoint folder or Hugging Face hub id (default: the bundled shapes-world model)")
-    group.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
-    group.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPUs, fp32 on CPU)")
-    group.add_argument("--quantize", default=None, choices=["int8"],
-                       help="int8 weight-only LLM layers: half the memory, faster memory-bound decoding")
-    group.add_argument("--chat-format", default=None, choices=["janus-pro", "janus"],
-                       help="prompt roles: <|User|>/<|Assistant|> (janus-pro) or User/Assistant (janus-1.3b); default from the checkpoint")
-
-
 def _add_sampling_args(parser: argparse.ArgumentParser, temperature: float) -> None:
     group = parser.add_argument_group("sampling")
-    group.add_argument("--temperature", type=_non_negative_float, default=temperature,
+    group.add_argument("--temperature", type=non_negative_float, default=temperature,
                        help=f"sampling temperature, 0 = greedy (default {temperature})")
-    group.add_argument("--top-p", type=_probability, default=None, help="nucleus sampling threshold")
-    group.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens")
+    group.add_argument("--top-p", type=probability, default=None, help="nucleus sampling threshold")
+    group.add_argument("--top-k", type=positive_int, default=None, help="sample among the k most likely tokens")
     group.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same output")
-
-
-def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from januspro.engine import load
-
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format, quantize=args.quantize)
-    logging.getLogger("januspro").info("model %s on %s (%s)", janus.name, janus.device, janus.dtype)
-    return janus
 
 
 # ----------------------------------------------------------------------------- chat
@@ -86,7 +47,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         top_k=args.top_k, seed=args.seed, system=args.system,
     )
     options.sampling()
-    janus = _load(args)
+    janus = load_from_args(args)
     session = janus.session(options)
     if args.question is not None:
         for piece in session.stream(args.question, images):
@@ -158,7 +119,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _UserError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-    janus = _load(args)
+    janus = load_from_args(args)
     bar = tqdm(total=1, desc="generating", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(done: int, total: int) -> None:
@@ -189,7 +150,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from januspro.device import dtype_name
 
-    janus = _load(args)
+    janus = load_from_args(args)
     model, config = janus.model, janus.config
 
     def count(module) -> str:  # type: ignore[no-untyped-def]
@@ -257,17 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("question", nargs="?", help="the question (omit for an interactive session)")
     chat.add_argument("--image", "-i", action="append", default=[], metavar="FILE",
                       help="image to ask about (repeat for several; they come before the question)")
-    chat.add_argument("--max-new-tokens", type=_positive_int, default=512, help="answer length limit (default 512)")
+    chat.add_argument("--max-new-tokens", type=positive_int, default=512, help="answer length limit (default 512)")
     chat.add_argument("--system", default=None, help="system prompt (default: the model's; '' for none)")
     _add_sampling_args(chat, temperature=0.0)
-    _add_model_args(chat)
+    add_model_arguments(chat)
     chat.set_defaults(func=cmd_chat)
 
     gen = sub.add_parser("generate", help="generate images from a text prompt",
                          description="Text-to-image generation with classifier-free guidance. Writes OUT/0.png, OUT/1.png, ...")
     gen.add_argument("prompt", help="what to draw")
-    gen.add_argument("--n", type=_positive_int, default=4, help="number of images (default 4)")
-    gen.add_argument("--cfg", type=_non_negative_float, default=5.0, help="classifier-free guidance weight (default 5)")
+    gen.add_argument("--n", type=positive_int, default=4, help="number of images (default 4)")
+    gen.add_argument("--cfg", type=non_negative_float, default=5.0, help="classifier-free guidance weight (default 5)")
     gen.add_argument("--out", "-o", default="out", help="output folder (default ./out)")
     gen.add_argument("--memory-budget-gb", type=float, default=None,
                      help="memory the generation may use in total; large --n runs in chunks that fit")
@@ -277,11 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "else Lanczos resampling)")
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_sampling_args(gen, temperature=1.0)
-    _add_model_args(gen)
+    add_model_arguments(gen)
     gen.set_defaults(func=cmd_generate)
 
     info = sub.add_parser("info", help="describe a model: architecture, parameters, dtype, device, weights")
-    _add_model_args(info)
+    add_model_arguments(info)
     info.set_defaults(func=cmd_info)
 
     demo = sub.add_parser("demo", help="show both tasks on the bundled model")
@@ -304,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=getattr(adapter, "DESCRIPTION", help_text))
         adapter.add_arguments(command)
         if name in ("serve", "web"):
-            _add_model_args(command)
+            add_model_arguments(command)
         command.set_defaults(func=_delegate(module, "run"))
     return parser
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 from pathlib import Path
+
+from januspro.cli_args import check_port_free, load_from_args, port, positive_int
 
 DESCRIPTION = (
     "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions (text and image "
@@ -21,27 +22,10 @@ DESCRIPTION = (
 API_KEY_ENV = "JANUSPRO_API_KEY"
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _positive(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    net.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    net.add_argument("--port", type=port, default=8000, help="port (default 8000)")
     net.add_argument("--api-key", default=None,
                      help=f"require 'Authorization: Bearer KEY' on /v1 requests (default ${API_KEY_ENV}; none: open)")
     net.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
@@ -49,14 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--served-model-name", default=None, metavar="ID",
                      help="model id clients pass and /v1/models lists (default: from --model)")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-queue", type=_positive, default=64,
+    limits.add_argument("--max-queue", type=positive_int, default=64,
                         help="requests that may wait for the model; beyond, 503 (default 64)")
-    limits.add_argument("--max-batch", type=_positive, default=8,
+    limits.add_argument("--max-batch", type=positive_int, default=8,
                         help="chat answers decoded together in one batch (default 8)")
-    limits.add_argument("--max-images", type=_positive, default=8, help="largest n of an image request (default 8)")
-    limits.add_argument("--max-tokens", type=_positive, default=512,
+    limits.add_argument("--max-images", type=positive_int, default=8, help="largest n of an image request (default 8)")
+    limits.add_argument("--max-tokens", type=positive_int, default=512,
                         help="answer length when a chat request sets no max_tokens (default 512)")
-    limits.add_argument("--max-image-mb", type=_positive, default=20, help="largest input image in MB (default 20)")
+    limits.add_argument("--max-image-mb", type=positive_int, default=20, help="largest input image in MB (default 20)")
     limits.add_argument("--allow-remote-images", action="store_true",
                         help="fetch http(s) image URLs in chat messages (default: only data: URLs)")
     parser.add_argument("--upscale-weights", default=None, metavar="PATH",
@@ -74,22 +58,6 @@ def default_model_id(model: str | None) -> str:
     return path.resolve().name if path.is_dir() else model
 
 
-def _check_port_free(host: str, port: int) -> None:
-    from januspro.errors import JanusError
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise JanusError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise JanusError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from januspro.errors import JanusError
 
@@ -100,11 +68,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise JanusError(f"`januspro serve` needs fastapi and uvicorn ({exc.name} is missing): "
                          "pip install 'januspro[serve]'") from None
-    from januspro.engine import load
     from januspro.server.settings import MB, ServerSettings
     from januspro.upscale import weights_summary
 
-    _check_port_free(args.host, args.port)
+    check_port_free(args.host, args.port)
     settings = ServerSettings(
         model_id=args.served_model_name or default_model_id(args.model),
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
@@ -119,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
         allow_remote_images=args.allow_remote_images,
         upscale_weights=args.upscale_weights,
     )
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format,
-                 quantize=getattr(args, "quantize", None))
+    janus = load_from_args(args)
     upscalers = weights_summary(args.upscale_weights, janus.device)  # a bad weight file fails now
     log = logging.getLogger("januspro.server")
     print(f"januspro: serving {settings.model_id!r} ({janus.device}, {str(janus.dtype).removeprefix('torch.')}) "

@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+from januspro.cli_args import add_model_arguments, load_from_args, non_negative_float, positive_int
+
 DESCRIPTION = (
     "ShapesEval: measure a model on fresh, held-out shapes-world scenes. Generation: prompts of six "
     "categories (single_object, two_objects, counting, colors, position, color_attribution), each image "
@@ -18,43 +20,22 @@ DESCRIPTION = (
 )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", choices=["shapes"], help="the benchmark (shapes: ShapesEval)")
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", "-m", default=None, metavar="PATH_OR_ID",
-                       help="checkpoint folder or Hugging Face hub id (default: the bundled shapes-world model)")
-    model.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
-    model.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPUs, fp32 on CPU)")
-    model.add_argument("--chat-format", default=None, choices=["janus-pro", "janus"],
-                       help="prompt roles (default from the checkpoint)")
-    model.add_argument("--quantize", default=None, choices=["int8"], help="int8 weight-only LLM layers")
+    add_model_arguments(parser)
     run_group = parser.add_argument_group("evaluation")
     run_group.add_argument("--seed", type=int, default=7777, help="draws the scenes and prompts (default 7777, held out)")
-    run_group.add_argument("--prompts", type=_positive_int, default=25, metavar="N",
+    run_group.add_argument("--prompts", type=positive_int, default=25, metavar="N",
                            help="generation prompts per category (default 25)")
-    run_group.add_argument("--images-per-prompt", type=_positive_int, default=4, metavar="K",
+    run_group.add_argument("--images-per-prompt", type=positive_int, default=4, metavar="K",
                            help="images generated and judged per prompt (default 4)")
-    run_group.add_argument("--questions", type=_positive_int, default=50, metavar="N",
+    run_group.add_argument("--questions", type=positive_int, default=50, metavar="N",
                            help="understanding questions per question type (default 50)")
-    run_group.add_argument("--cfg", type=_non_negative_float, default=3.0,
+    run_group.add_argument("--cfg", type=non_negative_float, default=3.0,
                            help="classifier-free guidance weight for generation (default 3)")
-    run_group.add_argument("--temperature", type=_non_negative_float, default=1.0,
+    run_group.add_argument("--temperature", type=non_negative_float, default=1.0,
                            help="image token sampling temperature (default 1; answers are greedy)")
-    run_group.add_argument("--batch-size", type=_positive_int, default=32, help="questions per batch (default 32)")
+    run_group.add_argument("--batch-size", type=positive_int, default=32, help="questions per batch (default 32)")
     skip = run_group.add_mutually_exclusive_group()
     skip.add_argument("--skip-generation", action="store_true", help="only evaluate understanding")
     skip.add_argument("--skip-understanding", action="store_true", help="only evaluate generation")
@@ -67,7 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from januspro.engine import load
     from januspro.shapes.evaluate import EvalOptions, evaluate, format_report
 
     options = EvalOptions(
@@ -76,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, generation=not args.skip_generation, understanding=not args.skip_understanding,
     )
     options.check()
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format,
-                 quantize=getattr(args, "quantize", None))
+    janus = load_from_args(args)
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
