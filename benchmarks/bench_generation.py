@@ -44,7 +44,7 @@ import transformers  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
 import januspro  # noqa: E402
-from januspro.engine import prepare_for_inference  # noqa: E402
+from januspro.engine import prepare_for_inference, quantize_model  # noqa: E402
 from januspro.generation.image import decode_images, generate_image_codes, plan_chunks  # noqa: E402
 from januspro.generation.sampling import SamplingParams  # noqa: E402
 from januspro.generation.text import TextDecoder, decode_tokens  # noqa: E402
@@ -113,12 +113,10 @@ _INT8_MODELS: dict[int, torch.nn.Module] = {}
 
 def int8_model(b: Bench) -> torch.nn.Module:
     """A copy of this engine's model with int8 weight-only LLM layers (made once per model)."""
-    from januspro.quantize import quantize_int8
-
     key = id(b.pair.model)
     if key not in _INT8_MODELS:
         model = copy.deepcopy(b.pair.model)
-        quantize_int8(model.language_model.model.layers)
+        quantize_model(model, "int8")
         _INT8_MODELS[key] = model
     return _INT8_MODELS[key]
 

@@ -85,3 +85,20 @@ def test_bad_arguments_exit_with_a_message(bench) -> None:
         bench.main(["--config", "tiny", "--variants", "januspro,nope"])
     with pytest.raises(SystemExit, match="NAME=JSON"):
         bench.main(["--config", "tiny", "--engine-kwargs", "januspro={oops"])
+
+
+def test_int8_variants_run_on_the_quantized_copy(bench, tiny_checkpoint: Path) -> None:
+    threads = torch.get_num_threads()
+    try:
+        result = bench.main([
+            "--config", "tiny", "--device", "cpu", "--n", "1", "--tokens", "5", "--text-batch", "1",
+            "--text-tokens", "2", "--tasks", "image,understand", "--variants", "januspro,januspro-int8",
+            "--threads", "1", "--quiet",
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    rows = {(r["task"], r["engine"]): r for r in result["rows"]}
+    assert sorted(rows) == sorted((task, engine) for task in ("image", "understand-ttft", "understand-decode")
+                                  for engine in ("januspro", "januspro-int8"))
+    for key, row in rows.items():
+        assert row["seconds"] is not None and row["seconds"] > 0 and "FAILED" not in row["note"], key

@@ -327,6 +327,17 @@ class ChatSession:
         self._pending = tokens[-1:] + ([] if tokens and tokens[-1] == eos else [eos])
 
 
+def quantize_model(model: JanusModel, kind: str) -> None:
+    """Quantise the LLM's decoder layers in place; `kind`: "int8" (weight-only, per channel)."""
+    if kind != "int8":
+        raise InputError(f"unknown quantization {kind!r} (only 'int8')")
+    from januspro.quantize import quantize_int8
+
+    quantize_int8(model.language_model.model.layers)
+    if model.language_model.model.embed_tokens.weight.device.type == "cpu":
+        log.warning("int8 weights save memory, but on CPU their matmuls are slower than fp32 ones")
+
+
 def prepare_for_inference(model: JanusModel, device: torch.device) -> None:
     """Speed-only layout choices for `device` (outputs are unchanged up to float rounding):
     on CPU, oneDNN's convolutions are faster in NHWC, so the VQ decoder is kept channels-last
@@ -352,13 +363,7 @@ def load(
     dtype_t = pick_dtype(device_t, dtype)
     model, report = load_model(folder, device_t, dtype_t)
     if quantize is not None:
-        if quantize != "int8":
-            raise InputError(f"unknown quantization {quantize!r} (only 'int8')")
-        from januspro.quantize import quantize_int8
-
-        quantize_int8(model.language_model.model.layers)
-        if device_t.type == "cpu":
-            log.warning("int8 weights save memory, but on CPU their matmuls are slower than fp32 ones")
+        quantize_model(model, quantize)
     prepare_for_inference(model, device_t)
     processor = JanusProcessor.from_folder(folder, model.config, chat_format, name_hint=str(name_or_path or ""))
     return Janus(model, processor, report, str(name_or_path or "bundled shapes-world model"), image_mode, compile)
