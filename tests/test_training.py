@@ -4,6 +4,7 @@ LoRA, and data parallelism equal to one process."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -189,3 +190,42 @@ def test_two_processes_train_the_same_model_as_one(tmp_path: Path, tiny_checkpoi
         results[nproc] = weights(tmp_path / f"p{nproc}")
     for name in results[1]:
         torch.testing.assert_close(results[2][name], results[1][name], rtol=1e-4, atol=1e-5)
+
+
+def test_vq_trainer_warms_up_then_initialises_the_codebook_by_kmeans() -> None:
+    """Warm-up trains without the quantiser (the codebook is untouched and has no loss); at its
+    end the codebook is fitted to the encoder's latents, which lowers their quantisation error."""
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+    from januspro.training.components import ComponentTrainConfig, _latents, train_vq
+
+    torch.manual_seed(0)
+    model = JanusModel(tiny_config())
+    model.initialize_weights()
+    vq = model.gen_vision_model
+    size = model.config.gen_vision.image_size
+    images = torch.rand(16, 3, size, size) * 2 - 1
+    initial = vq.quantize.embedding.weight.detach().clone()
+
+    def error(codebook: torch.Tensor) -> float:  # mean distance of each latent to its nearest code
+        with torch.no_grad():
+            points = _latents(vq, images).permute(0, 2, 3, 1).reshape(-1, codebook.shape[1])
+        codes = torch.nn.functional.normalize(codebook, dim=1) if vq.quantize.l2_norm else codebook
+        return float(torch.cdist(points, codes).min(dim=1).values.mean())
+
+    snapshots: list[torch.Tensor] = []
+    errors: dict[str, float] = {}
+
+    def on_step(row: dict[str, float]) -> None:
+        snapshots.append(vq.quantize.embedding.weight.detach().clone())
+        if row["step"] == 3:  # the last warm-up step, after the codebook was fitted
+            errors["random"], errors["fitted"] = error(initial), error(snapshots[-1])
+
+    history = train_vq(vq, images, ComponentTrainConfig(steps=6, batch_size=4, warmup_steps=1, restart_dead_every=1),
+                       warmup_fraction=0.5, on_step=on_step, progress=False)
+    assert len(history) == 6 and all(math.isfinite(row["loss"]) for row in history)
+    assert [row["codebook"] == 0 for row in history] == [True, True, True, False, False, False]
+    assert torch.equal(snapshots[0], initial) and torch.equal(snapshots[1], initial)
+    assert not torch.equal(snapshots[2], initial)
+    assert errors["fitted"] < errors["random"]
+    assert not vq.training

@@ -84,20 +84,8 @@ def _latents(vq: VQModel, pixels: torch.Tensor) -> torch.Tensor:
     return F.normalize(z, dim=1) if vq.quantize.l2_norm else z
 
 
-def foreground_weights(pixels: torch.Tensor, weight: float) -> torch.Tensor:
-    """[B, 1, H, W] per-pixel loss weights: `weight` where a pixel differs from its image's
-    background (the per-channel median colour), 1 elsewhere. Sparse images (objects on a flat
-    background) otherwise spend most of the loss on already-perfect background."""
-    if weight == 1.0:
-        return torch.ones_like(pixels[:, :1])
-    background = pixels.flatten(2).median(dim=2).values[:, :, None, None]  # [B, 3, 1, 1]
-    foreground = (pixels - background).abs().amax(dim=1, keepdim=True) > 0.1
-    return 1.0 + (weight - 1.0) * foreground.to(pixels.dtype)
-
-
 def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, warmup_fraction: float = 0.25,
-             foreground_weight: float = 1.0, on_step: StepHook | None = None,
-             progress: bool = True) -> list[dict[str, float]]:
+             on_step: StepHook | None = None, progress: bool = True) -> list[dict[str, float]]:
     """Train the tokenizer on `images` [N, 3, H, W] in [-1, 1] (on the model's device).
 
     The first `warmup_fraction` of the steps trains encoder and decoder without quantisation;
@@ -105,8 +93,7 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     the latent space instead of collapsing onto a few), and training continues with the
     quantiser (reconstruction + codebook + commitment losses). Codes unused for
     `restart_dead_every` steps are re-seeded where reconstruction needs them most: at latents
-    far from every code (D^2 sampling), never at the dense, already well-coded ones.
-    `foreground_weight` > 1 weights the reconstruction loss towards non-background pixels."""
+    far from every code (D^2 sampling), never at the dense, already well-coded ones."""
     device = vq.quant_conv.weight.device
     generator = torch.Generator().manual_seed(config.seed)
     codebook_size = vq.quantize.embedding.num_embeddings
@@ -131,9 +118,7 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
             codebook_loss, commitment_loss = q.codebook_loss, q.commitment_loss
             last_used[q.codes.flatten().cpu().unique()] = step
             usage = (last_used >= step - max(config.restart_dead_every, 1)).float().mean()
-        weights = foreground_weights(pixels, foreground_weight)
-        error = (recon - pixels).pow(2) + (recon - pixels).abs()
-        recon_loss = (error * weights).sum() / (weights.sum() * pixels.shape[1])
+        recon_loss = ((recon - pixels).pow(2) + (recon - pixels).abs()).mean()  # MSE + L1
         mse = F.mse_loss(recon.detach(), pixels)
         loss = recon_loss + codebook_loss + commitment_loss
         return {"loss": loss, "mse": mse.detach(), "codebook": codebook_loss.detach(),
