@@ -26,3 +26,16 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
                       options=januspro.ChatOptions(max_new_tokens=4)).tokens
     result = janus.generate_images("a red circle", januspro.ImageOptions(n=2, seed=0))
     assert [im.size for im in result.images] == [(64, 64)] * 2
+
+
+def test_shipped_model_was_made_by_the_current_recipe() -> None:
+    """`januspro train bundled` (the documented command) reproduces the shipped model: its card
+    records exactly the recipe that the code now defines."""
+    from dataclasses import asdict
+
+    from januspro.bundled import BUNDLED_DIR
+    from januspro.training.recipe import Recipe
+
+    card = json.loads((BUNDLED_DIR / "training.json").read_text())
+    assert card["command"] == "januspro train bundled"
+    assert card["recipe"] == json.loads(json.dumps(asdict(Recipe()), default=str))
