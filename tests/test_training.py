@@ -111,6 +111,27 @@ def test_stage1_freezes_llm_and_encoders(tmp_path: Path, tiny_checkpoint: Path, 
     assert (out / "loss.csv").exists() and (out / "loss.png").exists()
 
 
+def test_micro_batches_grouped_by_kind_give_the_same_step(tmp_path: Path, tiny_checkpoint: Path, dataset: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from januspro.training import loop
+
+    picks = [("t2i", 0, False), ("text", 1, False), ("understanding", 2, False), ("t2i", 3, True), ("text", 4, False)]
+    grouped = loop.micro_batches(picks, 2, by_kind=True)
+    assert grouped == [[("text", 4, False)], [("understanding", 2, False)], [("t2i", 0, False)],
+                       [("text", 1, False)], [("t2i", 3, True)]]  # per micro-batch: text, understanding, t2i
+    assert loop.micro_batches(picks, 2, by_kind=False) == [picks[0::2], picks[1::2]]
+
+    stage = preset_stage("stage3", steps=2, batch_size=9, warmup_steps=1)  # every kind in each step
+    runs = {}
+    original = loop.micro_batches
+    for by_kind in (True, False):
+        monkeypatch.setattr(loop, "micro_batches", lambda p, g, by_kind, _k=by_kind: original(p, g, _k))
+        config = TrainConfig(data=(str(dataset),), out=str(tmp_path / str(by_kind)), stages=(stage,), init=str(tiny_checkpoint))
+        runs[by_kind] = weights(run_training(config, progress=False))
+    for name in runs[True]:
+        torch.testing.assert_close(runs[True][name], runs[False][name], rtol=1e-5, atol=1e-6)
+
+
 class Crash(Exception):
     pass
 
