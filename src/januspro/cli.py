@@ -264,8 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         command = sub.add_parser(name, help=help_text, description=getattr(adapter, "DESCRIPTION", help_text))
         adapter.add_arguments(command)
-        if name in ("serve", "web"):
-            add_model_arguments(command)
         command.set_defaults(func=_delegate(module, "run"))
     return parser
 

@@ -7,6 +7,7 @@ Imported by `januspro.cli` on every invocation: nothing heavy (no torch) at modu
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 from typing import TYPE_CHECKING
 
@@ -67,8 +68,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_from_args(args: argparse.Namespace) -> Janus:
     """The model that `add_model_arguments`' options name."""
-    import logging
-
     from januspro.engine import load
 
     janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format, quantize=args.quantize)

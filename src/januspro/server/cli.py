@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from januspro.cli_args import check_port_free, load_from_args, port, positive_int
+from januspro.cli_args import add_model_arguments, check_port_free, load_from_args, port, positive_int
 
 DESCRIPTION = (
     "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions (text and image "
@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--max-image-mb", type=positive_int, default=20, help="largest input image in MB (default 20)")
     limits.add_argument("--allow-remote-images", action="store_true",
                         help="fetch http(s) image URLs in chat messages (default: only data: URLs)")
+    add_model_arguments(parser)
     parser.add_argument("--upscale-weights", default=None, metavar="PATH",
                         help="Real-ESRGAN weights (file, or folder with RealESRGAN_x2plus.pth / RealESRGAN_x4plus.pth) "
                              "for image requests with upscale (default $JANUSPRO_UPSCALER, else Lanczos)")

@@ -2,7 +2,7 @@
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
 official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
 
-    januspro train bundled --out src/januspro/assets/shapes-model   # about an hour on 2 CPU cores
+    januspro train bundled --out src/januspro/assets/shapes-model   # 39 min measured on 2 CPU cores
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> export (bf16).

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from januspro.cli_args import check_port_free, load_from_args, port, positive_int
+from januspro.cli_args import add_model_arguments, check_port_free, load_from_args, port, positive_int
 
 DESCRIPTION = (
     "Open the web app, laid out like DeepSeek's Janus-Pro demo: Multimodal Understanding (image, "
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     app.add_argument("--upscale-weights", default=None, metavar="PATH",
                      help="Real-ESRGAN weights (file, or folder with RealESRGAN_x2plus.pth) for the 2x upscale switch "
                           "(default $JANUSPRO_UPSCALER, else Lanczos)")
+    add_model_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
