@@ -48,6 +48,7 @@ from januspro.engine import prepare_for_inference, quantize_model  # noqa: E402
 from januspro.generation.image import decode_images, generate_image_codes, plan_chunks  # noqa: E402
 from januspro.generation.sampling import SamplingParams  # noqa: E402
 from januspro.generation.text import TextDecoder, decode_tokens  # noqa: E402
+from januspro.packed_linear import parameter_count, unpack_linear_layers  # noqa: E402
 
 CFG_WEIGHT = 5.0
 
@@ -77,7 +78,7 @@ class Bench:
         size = self.pair.model.config.vision.image_size
         generator = torch.Generator().manual_seed(self.seed)
         pixels = torch.rand(batch, 3, size, size, generator=generator) * 2 - 1
-        return pixels.to(self.device, self.pair.model.gen_head.vision_head.weight.dtype)
+        return pixels.to(self.device, self.pair.model.gen_embed.weight.dtype)
 
 
 @dataclass
@@ -112,11 +113,14 @@ _INT8_MODELS: dict[int, torch.nn.Module] = {}
 
 
 def int8_model(b: Bench) -> torch.nn.Module:
-    """A copy of this engine's model with int8 weight-only LLM layers (made once per model)."""
+    """A copy of this engine's model with int8 weight-only LLM layers (made once per model),
+    prepared the way `januspro.load(..., quantize="int8")` prepares it."""
     key = id(b.pair.model)
     if key not in _INT8_MODELS:
         model = copy.deepcopy(b.pair.model)
+        unpack_linear_layers(model)  # quantise the float weights, then pack what stays float
         quantize_model(model, "int8")
+        prepare_for_inference(model, b.device)
         _INT8_MODELS[key] = model
     return _INT8_MODELS[key]
 
@@ -360,7 +364,7 @@ def bundled_rows(source: str, device: torch.device, dtype: torch.dtype | None, w
     seconds = statistics.median(times)
     size = results[-1].images[0].size
     yield Row("bundled", "N=4", "januspro", seconds, 4 / seconds, "img/s", peak, extra,
-              f"{janus.name}, {size[0]}x{size[1]} px, {janus.model.num_parameters() / 1e6:.1f}M params")
+              f"{janus.name}, {size[0]}x{size[1]} px, {parameter_count(janus.model) / 1e6:.1f}M params")
 
 
 # ---------------------------------------------------------------------------- main

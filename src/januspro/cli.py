@@ -149,12 +149,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from januspro.device import dtype_name
+    from januspro.packed_linear import parameter_count
 
     janus = load_from_args(args)
     model, config = janus.model, janus.config
 
     def count(module) -> str:  # type: ignore[no-untyped-def]
-        n = sum(p.numel() for p in module.parameters())
+        n = parameter_count(module)
         return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
 
     lang, vis, vq = config.language, config.vision, config.gen_vision

@@ -27,6 +27,7 @@ from januspro.generation.sampling import SamplingParams
 from januspro.generation.text import TextDecoder, decode_tokens
 from januspro.loading import LoadReport, load_model, resolve_model_path, save_weights
 from januspro.models.janus import JanusModel
+from januspro.packed_linear import pack_linear_layers, packing_supported, weight_bytes
 from januspro.processing.chat_format import Message
 from januspro.processing.image import ImageSource, pixels_to_pil
 from januspro.processing.processor import JanusProcessor, PromptIds
@@ -234,7 +235,7 @@ class Janus:
         return folder
 
     def _weight_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return weight_bytes(self.model)
 
 
 class ChatSession:
@@ -338,12 +339,20 @@ def quantize_model(model: JanusModel, kind: str) -> None:
         log.warning("int8 weights save memory, but on CPU their matmuls are slower than fp32 ones")
 
 
-def prepare_for_inference(model: JanusModel, device: torch.device) -> None:
-    """Speed-only layout choices for `device` (outputs are unchanged up to float rounding):
-    on CPU, oneDNN's convolutions are faster in NHWC, so the VQ decoder is kept channels-last
-    (about 20% faster for 384 px images)."""
-    if device.type == "cpu":
-        model.gen_vision_model.to(memory_format=torch.channels_last)
+def prepare_for_inference(model: JanusModel, device: torch.device, compile: bool = False) -> None:
+    """Speed-only layout choices for `device` (outputs are unchanged up to float rounding).
+    On CPU: oneDNN's convolutions are faster in NHWC, so the VQ decoder is kept channels-last
+    (about 20% faster for 384 px images); and the linear layers of the LLM, its heads and the
+    generation aligner get their weights packed for oneDNN (`packed_linear`: decode steps about
+    twice as fast). Packing makes the model inference-only, and is skipped when the decode step
+    is to be compiled (torch.compile does its own weight handling)."""
+    if device.type != "cpu":
+        return
+    model.gen_vision_model.to(memory_format=torch.channels_last)
+    dtype = model.gen_embed.weight.dtype
+    if not compile and packing_supported(device, dtype):
+        for part in (model.language_model, model.gen_head, model.gen_aligner):
+            pack_linear_layers(part)
 
 
 def load(
@@ -364,6 +373,6 @@ def load(
     model, report = load_model(folder, device_t, dtype_t)
     if quantize is not None:
         quantize_model(model, quantize)
-    prepare_for_inference(model, device_t)
+    prepare_for_inference(model, device_t, compile)
     processor = JanusProcessor.from_folder(folder, model.config, chat_format, name_hint=str(name_or_path or ""))
     return Janus(model, processor, report, str(name_or_path or "bundled shapes-world model"), image_mode, compile)

@@ -64,7 +64,7 @@ def default_budget(device: torch.device) -> int | None:
 def plan_chunks(model: JanusModel, n: int, prompt_len: int, budget_bytes: int | None) -> ImagePlan:
     """Largest chunk of images whose KV cache, logits and step activations fit the budget."""
     config = model.config
-    weight = model.gen_head.vision_head.weight
+    weight = model.gen_embed.weight  # device and dtype of the model
     capacity = prompt_len + config.num_gen_tokens
     kv = StaticKVCache.bytes_needed(config.language, 2, capacity, weight.dtype)
     vocab = config.gen_vision.codebook_size
@@ -191,7 +191,7 @@ def generate_image_codes(
 ) -> torch.Tensor:
     """Sample `n` images' VQ codes for one prompt: [n, num_gen_tokens] int64 on the model's
     device. `num_tokens` draws only the first codes of each image (tests, benchmarks)."""
-    weight = model.gen_head.vision_head.weight
+    weight = model.gen_embed.weight  # device and dtype of the model
     device = weight.device
     mode = resolve_mode(mode, device)
     num_tokens = model.config.num_gen_tokens if num_tokens is None else num_tokens

@@ -43,7 +43,7 @@ class JanusModel(nn.Module):
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """[M, 3, H, W] normalised pixels -> [M, num_image_tokens, hidden] LLM input embeddings."""
         features = self.vision_model(pixels)
-        return self.aligner(features.to(self.aligner.layers[0].weight.dtype))
+        return self.aligner(features.to(self.gen_embed.weight.dtype))
 
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         """[B, T] token ids -> [B, T, hidden]"""
@@ -133,4 +133,6 @@ class JanusModel(nn.Module):
             codebook.copy_(nn.functional.normalize(codebook, dim=-1))
 
     def num_parameters(self) -> int:
+        """Elements of `parameters()` (on a model prepared for CPU inference, packed linear
+        weights live outside them: count with `packed_linear.parameter_count`)."""
         return sum(p.numel() for p in self.parameters())

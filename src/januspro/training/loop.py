@@ -33,6 +33,7 @@ from januspro.engine import Janus
 from januspro.errors import InputError
 from januspro.loading import save_weights
 from januspro.models.janus import JanusModel
+from januspro.packed_linear import unpack_linear_layers
 from januspro.processing.processor import JanusProcessor
 from januspro.training import distributed as D
 from januspro.training.config import StageConfig, TrainConfig
@@ -186,9 +187,10 @@ def run_training(
             raise InputError("the training config names no model to start from (init)")
         janus = load(config.init, device=device, dtype=torch.float32)
     model, processor = janus.model, janus.processor
-    if model.gen_head.vision_head.weight.dtype != torch.float32:
+    unpack_linear_layers(model)  # undo inference-only layouts: packed CPU weights, channels-last
+    if model.gen_embed.weight.dtype != torch.float32:
         model.float()
-    model.to(device, memory_format=torch.contiguous_format)  # undo inference-only layouts (FSDP needs contiguous)
+    model.to(device, memory_format=torch.contiguous_format)  # (FSDP needs contiguous tensors)
     lora = config.lora is not None
     if lora:
         apply_lora(model.language_model, config.lora)  # type: ignore[arg-type]
