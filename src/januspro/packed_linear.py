@@ -10,9 +10,10 @@ of it. Measured on a 2-core AVX2 EPYC (DRAM reads ~29 GB/s), one [16384, 2048] f
     F.linear  7.7   13.0   23.3   31.6   268 ms
     packed    4.7    4.4    7.8   17.4   284 ms
 
-so a Janus decode step runs about twice as fast. For long prefills (from `UNPACK_ROWS` rows,
-e.g. a batch of image prompts) MKL is 10-20% faster than oneDNN, so the weight is unpacked into
-a temporary dense copy for them (the copy costs ~3% of such a product).
+so a Janus decode step runs about twice as fast. For prefills oneDNN is up to ~8% slower than
+MKL, but unpacking a weight costs about as much as a 500-row product (reordering back to a
+dense [5632, 2048] weight takes ~19 ms), so only very long prefills (from `UNPACK_ROWS` rows,
+e.g. eight image prompts at once) use a temporary dense copy and MKL.
 
 `pack_linear_layers` swaps `nn.Linear` modules for `PackedLinear` in place. The packed weight
 replaces the dense one (no second copy in memory) and is not a parameter: a packed model is for
@@ -28,7 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-UNPACK_ROWS = 1024  # measured crossover: [5632, 2048] at 611 rows packed 93-110 ms, F.linear 87-101
+# Measured crossover, [5632, 2048] weight: 611 rows packed 57 ms, unpack + F.linear 70 (F.linear
+# on a dense weight 52); 2048 rows 186 / 196; 4888 rows 452 / 431.
+UNPACK_ROWS = 4096
 
 
 class PackedLinear(nn.Module):
