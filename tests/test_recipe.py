@@ -39,3 +39,15 @@ def test_shipped_model_was_made_by_the_current_recipe() -> None:
     card = json.loads((BUNDLED_DIR / "training.json").read_text())
     assert card["command"] == "januspro train bundled"
     assert card["recipe"] == json.loads(json.dumps(asdict(Recipe()), default=str))
+
+
+def test_work_files_never_land_inside_the_package(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The documented `--out src/januspro/assets/shapes-model` is a relative path: data and
+    checkpoints (150 MB) must still go to runs/, not beside the model into the package."""
+    from januspro.bundled import BUNDLED_DIR
+    from januspro.training.recipe import default_workdir
+
+    assert default_workdir(BUNDLED_DIR) == Path("runs/bundled-work")
+    monkeypatch.chdir(BUNDLED_DIR.parent.parent.parent)  # src/, so that the path below is relative
+    assert default_workdir(Path("januspro/assets/shapes-model")) == Path("runs/bundled-work")
+    assert default_workdir(tmp_path / "model") == tmp_path / "model-work"

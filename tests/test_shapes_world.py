@@ -180,6 +180,30 @@ def test_prompts_describe_the_image_and_parse_back() -> None:
         "a small red circle in the top left"
 
 
+def test_descriptions_are_exactly_the_phrases_true_of_the_scene() -> None:
+    red_circle = Obj("red", "circle", "small", 5, 30)
+    blue_square = Obj("blue", "square", "large", 35, 28)
+    pair = Scene((red_circle, blue_square))
+    assert world.descriptions(pair) == (
+        "a circle", "a red object", "a red circle", "a small circle",
+        "a square", "a blue object", "a blue square", "a large square",
+        "two shapes", "a red circle to the left of a blue square",
+    )
+    assert world.descriptions(Scene((red_circle,)))[-2:] == ("one shape", "a small red circle in the left")
+    # A phrase of one scene is in another scene's descriptions exactly when it is true there.
+    all_scenes = scenes(300)
+    for scene in all_scenes[:40]:
+        shapes_in = {o.shape for o in scene.objects}
+        colors_in = {o.color for o in scene.objects}
+        for other in all_scenes[:40]:
+            for phrase in world.descriptions(other):
+                words = phrase.split()
+                if len(words) == 2 and words[1] in SHAPES:
+                    assert (phrase in world.descriptions(scene)) == (words[1] in shapes_in)
+                if words[-1] == "object":
+                    assert (phrase in world.descriptions(scene)) == (words[1] in colors_in)
+
+
 def test_questions_answers_are_right_on_ground_truth() -> None:
     rng = np.random.default_rng(6)
     counts: Counter = Counter()

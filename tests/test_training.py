@@ -250,3 +250,33 @@ def test_vq_trainer_warms_up_then_initialises_the_codebook_by_kmeans() -> None:
     assert not torch.equal(snapshots[2], initial)
     assert errors["fitted"] < errors["random"]
     assert not vq.training
+
+
+def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
+    """Phrases true of several images are positives for all of them: a tiny ViT learns which
+    of two kinds of image each phrase describes, and a phrase true of every image is never a
+    negative (the loss stays low on it)."""
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+    from januspro.training.components import ComponentTrainConfig, train_siglip
+
+    torch.manual_seed(0)
+    model = JanusModel(tiny_config())
+    model.initialize_weights()
+    vit = model.vision_model.vision_tower
+    size = model.config.vision.image_size
+    kinds = torch.arange(32) % 2
+    pixels = torch.randn(32, 3, size, size) * 0.1
+    pixels[kinds == 0, 0] += 1.0  # kind 0 is reddish, kind 1 bluish
+    pixels[kinds == 1, 2] += 1.0
+    phrases = [[5, 6], [5, 7], [8]]  # "a red thing", "a blue thing", "a thing"
+    positives = [[int(k), 2] for k in kinds]
+    history = train_siglip(vit, pixels, phrases, positives, model.config.language.vocab_size,
+                           ComponentTrainConfig(steps=40, batch_size=16, lr=3e-3, warmup_steps=5), progress=False)
+    assert all(math.isfinite(row["loss"]) for row in history)
+    assert min(row["pair_acc"] for row in history[-5:]) == 1.0
+    assert not vit.training
+    with pytest.raises(ValueError, match="positive phrase"):
+        train_siglip(vit, pixels, phrases, [[0]] * 31 + [[]], model.config.language.vocab_size,
+                     ComponentTrainConfig(steps=1), progress=False)
+

