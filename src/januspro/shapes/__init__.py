@@ -1,7 +1,7 @@
 """The shapes world of the bundled model (`shared/shapes-world.md`) and its evaluator.
 
 - `world`: palette, shapes, sizes, grid; seeded scene sampling, exact rendering, captions,
-  generation prompts (`PromptSpec`), questions and answers.
+  generation prompts (`PromptSpec`), short true phrases (`descriptions`), questions and answers.
 - `judge`: ShapesEval's image judge (objects of an image, checked against a prompt).
 - `dataset`: training data in the pipeline's JSONL + PNG format, or as an in-memory stream.
 - `evaluate`: ShapesEval on a loaded `Janus` (reports and text tables); `cli`: `januspro eval`.
@@ -21,7 +21,7 @@ _EXPORTS = {
     "world": [
         "PALETTE", "COLORS", "SHAPES", "SIZES", "POSITIONS", "RELATIONS", "QUESTION_TYPES", "Obj", "Scene",
         "ObjSpec", "PromptSpec", "QA", "sample_scene", "sample_single", "sample_pair", "sample_count", "render",
-        "render_array", "prompts", "parse_prompt", "scene_for_prompt", "question", "questions", "question_types",
+        "render_array", "prompts", "descriptions", "parse_prompt", "scene_for_prompt", "question", "questions", "question_types",
         "answer", "normalize_answer",
     ],
     "judge": ["CATEGORIES", "Detected", "Judgement", "detect", "judge_image", "scene_from_image"],
