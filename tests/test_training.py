@@ -254,8 +254,8 @@ def test_vq_trainer_warms_up_then_initialises_the_codebook_by_kmeans() -> None:
 
 def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
     """Phrases true of several images are positives for all of them: a tiny ViT learns which
-    of two kinds of image each phrase describes, and a phrase true of every image is never a
-    negative (the loss stays low on it)."""
+    of two kinds of image each phrase describes, and scores a phrase true of every image as
+    positive for all of them (every pair right at the end)."""
     from januspro.models.janus import JanusModel
     from januspro.testing import tiny_config
     from januspro.training.components import ComponentTrainConfig, train_siglip
@@ -279,4 +279,3 @@ def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
     with pytest.raises(ValueError, match="positive phrase"):
         train_siglip(vit, pixels, phrases, [[0]] * 31 + [[]], model.config.language.vocab_size,
                      ComponentTrainConfig(steps=1), progress=False)
-

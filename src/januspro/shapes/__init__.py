@@ -21,8 +21,8 @@ _EXPORTS = {
     "world": [
         "PALETTE", "COLORS", "SHAPES", "SIZES", "POSITIONS", "RELATIONS", "QUESTION_TYPES", "Obj", "Scene",
         "ObjSpec", "PromptSpec", "QA", "sample_scene", "sample_single", "sample_pair", "sample_count", "render",
-        "render_array", "prompts", "descriptions", "parse_prompt", "scene_for_prompt", "question", "questions", "question_types",
-        "answer", "normalize_answer",
+        "render_array", "prompts", "descriptions", "parse_prompt", "scene_for_prompt", "question", "questions",
+        "question_types", "answer", "normalize_answer",
     ],
     "judge": ["CATEGORIES", "Detected", "Judgement", "detect", "judge_image", "scene_from_image"],
     "dataset": ["HELD_OUT_SEED", "Sample", "iter_samples", "write_dataset", "read_records"],

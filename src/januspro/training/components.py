@@ -246,14 +246,13 @@ def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, phrases: Sequence[Sequenc
         ids[row, : len(phrase)] = torch.tensor(list(phrase))
         mask[row, : len(phrase)] = True
     true_of = [frozenset(p) for p in positives]
-    choices = [tuple(p) for p in positives]
     vit.train()
     vit.requires_grad_(True)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         index = torch.randint(pixels.shape[0], (config.batch_size,), generator=generator).tolist()
         draws = torch.rand(len(index), generator=generator).tolist()
-        chosen = [choices[i][int(u * len(choices[i]))] for i, u in zip(index, draws)]
+        chosen = [positives[i][int(u * len(positives[i]))] for i, u in zip(index, draws)]
         image = F.normalize(image_proj(vit.attn_pool(vit(pixels[index].to(device)))), dim=-1)
         words = F.normalize(text(ids[chosen].to(device), mask[chosen].to(device)), dim=-1)
         logits = image @ words.t() * log_temp.exp() + bias  # [B images, B phrases]

@@ -72,9 +72,8 @@ class Recipe:
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
     # Measured on 2 CPU cores: 32 min 37 s (VQ 9 min, ViT 4 min, stages 20 min) on 2026-12-02, 39 min 24 s for the
     # 2026-11-23 recipe (ViT 500 steps); the same machine ran up to 1.8x slower at other hours, so the steps leave
-    # room under 60 min. Pilots at equal wall-clock
-    # (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image loss 2.37 where the earlier
-    # 256 x 6 reached 3.49, so the LLM is small and trained for more steps.
+    # room under 60 min. Pilots at equal wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image
+    # loss 2.37 where the earlier 256 x 6 reached 3.49, so the LLM is small and trained for more steps.
     vq: ComponentTrainConfig = ComponentTrainConfig(steps=1250, batch_size=24, lr=2e-3, warmup_steps=30,
                                                     restart_dead_every=0)
     # Short phrases true of each image (`descriptions`), 1000 steps: a linear probe of the ViT's max-pooled
