@@ -2,7 +2,7 @@
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
 official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
 
-    januspro train bundled --out src/januspro/assets/shapes-model   # 33 min measured on 2 CPU cores
+    januspro train bundled --out src/januspro/assets/shapes-model   # 22-33 min measured on 2 CPU cores
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> export (bf16).
@@ -54,7 +54,10 @@ def _default_stages() -> tuple[StageConfig, ...]:
     return (
         StageConfig("lm", ("language_model",), {"text": 1.0}, steps=150, batch_size=64, lr=2e-3, warmup_steps=20),
         preset_stage("stage1", steps=100, batch_size=32, lr=2e-3, warmup_steps=20),
-        preset_stage("stage2", steps=2400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1),
+        # Understanding 4 : text 1 : t2i 5. One build each, ShapesEval seed 7777 (understanding / generation):
+        # 0.683 / 0.195 with this mix, 0.657 / 0.187 with the preset's 3 : 1 : 6 (both with multi_turn 1.0).
+        preset_stage("stage2", steps=2400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
+                     mix={"understanding": 4.0, "text": 1.0, "t2i": 5.0}),
         preset_stage("stage3", steps=700, batch_size=32, lr=6e-4, warmup_steps=20, lr_overrides={"vision_model": 3e-4},
                      uncond_prob=0.1),
     )
@@ -65,13 +68,16 @@ class Recipe:
     seed: int = 0
     scenes: int = 24000  # scene images in the dataset (each: 1 t2i record, 2 understanding records)
     text_records: int = 12000
+    # Share of understanding records that are conversations of 2-3 questions about the image: an answer is a
+    # few tokens after 64 image tokens, so more questions per sequence learn more per forward.
+    multi_turn: float = 1.0
     tokenizer_vocab: int = 768
     hidden: int = 192
     layers: int = 4
     codebook: int = 512
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
-    # Measured on 2 CPU cores: 32 min 37 s (VQ 9 min, ViT 4 min, stages 20 min) on 2026-12-02, 39 min 24 s for the
-    # 2026-11-23 recipe (ViT 500 steps); the same machine ran up to 1.8x slower at other hours, so the steps leave
+    # Measured on 2 CPU cores on 2026-12-02: 22 min 12 s on an Intel Xeon (VQ + ViT 8 min, stages 14 min); the
+    # previous recipe took 32 min 37 s on an AMD EPYC that ran up to 1.8x slower at other hours, so the steps leave
     # room under 60 min. Pilots at equal wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image
     # loss 2.37 where the earlier 256 x 6 reached 3.49, so the LLM is small and trained for more steps.
     vq: ComponentTrainConfig = ComponentTrainConfig(steps=1250, batch_size=24, lr=2e-3, warmup_steps=30,
@@ -112,7 +118,7 @@ def make_data(recipe: Recipe, folder: Path) -> Path:
     from januspro.shapes.dataset import write_dataset
 
     manifest = write_dataset(folder, seed=recipe.seed, n_t2i=recipe.scenes, n_understanding=2 * recipe.scenes,
-                             n_text=recipe.text_records, overwrite=True)
+                             n_text=recipe.text_records, multi_turn=recipe.multi_turn, overwrite=True)
     return manifest.parent
 
 
