@@ -51,3 +51,19 @@ def test_work_files_never_land_inside_the_package(tmp_path: Path, monkeypatch) -
     monkeypatch.chdir(BUNDLED_DIR.parent.parent.parent)  # src/, so that the path below is relative
     assert default_workdir(Path("januspro/assets/shapes-model")) == Path("runs/bundled-work")
     assert default_workdir(tmp_path / "model") == tmp_path / "model-work"
+
+
+def test_recipe_data_follows_multi_turn(tmp_path: Path) -> None:
+    """`Recipe.multi_turn` reaches the dataset: at 1.0 every understanding record asks two or
+    more questions, at 0.0 exactly one."""
+    from dataclasses import replace
+
+    from januspro.training.recipe import make_data, smoke_recipe
+
+    def turns(multi_turn: float, folder: Path) -> set[int]:
+        data = make_data(replace(smoke_recipe(), multi_turn=multi_turn), folder)
+        records = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+        return {len(r["messages"]) // 2 for r in records if r["kind"] == "understanding"}
+
+    assert min(turns(1.0, tmp_path / "a")) >= 2
+    assert turns(0.0, tmp_path / "b") == {1}
