@@ -252,6 +252,67 @@ def test_vq_trainer_warms_up_then_initialises_the_codebook_by_kmeans() -> None:
     assert not vq.training
 
 
+def test_vq_edge_weight_marks_outlines_and_raises_their_loss() -> None:
+    """`_edges` marks the pixels on both sides of a colour boundary and nothing in flat regions;
+    with `edge_weight` the reconstruction loss of the same model on the same batch grows by the
+    extra weight on those pixels (and equals the plain loss on a flat image, which has none)."""
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+    from januspro.training.components import ComponentTrainConfig, _edges, train_vq
+
+    size = tiny_config().gen_vision.image_size
+    image = torch.ones(1, 3, size, size)
+    image[:, :, 4:8, 4:8] = -1  # a dark 4 x 4 square on white
+    edges = _edges(image)[0, 0]
+    assert edges.shape == (size, size)
+    assert edges[3:9, 3:9].sum() == 6 * 6 - 2 * 2 and edges[5:7, 5:7].sum() == 0  # a 2 px ring, hollow inside
+    assert edges.sum() == edges[3:9, 3:9].sum()  # flat white elsewhere
+    assert _edges(torch.ones(2, 3, size, size)).sum() == 0
+
+    def first_loss(images: torch.Tensor, weight: float) -> float:
+        torch.manual_seed(0)
+        model = JanusModel(tiny_config())
+        model.initialize_weights()
+        config = ComponentTrainConfig(steps=1, batch_size=2, warmup_steps=1, edge_weight=weight)
+        return train_vq(model.gen_vision_model, images, config, warmup_fraction=1.0, progress=False)[0]["loss"]
+
+    shapes = image.expand(2, -1, -1, -1).contiguous()
+    assert first_loss(shapes, 4.0) > first_loss(shapes, 0.0) * 1.05
+    flat = torch.ones(2, 3, size, size)
+    assert first_loss(flat, 4.0) == pytest.approx(first_loss(flat, 0.0))
+
+
+def test_vq_latent_color_loss_is_added_and_trains_the_encoder() -> None:
+    """With `latent_color_weight` the loss is the plain loss plus weight x the colour-reading
+    loss (same model, same batch), and that term's gradient reaches the encoder: after one step
+    its weights differ from a run without it. The head draws no numbers from the global
+    generator, so what the caller draws next is the same either way."""
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+    from januspro.training.components import ComponentTrainConfig, train_vq
+
+    size = tiny_config().gen_vision.image_size
+    images = torch.ones(4, 3, size, size)
+    images[0, :, 2:10, 2:10] = torch.tensor([0.7, -0.7, -0.7])[:, None, None]  # red-ish square
+    images[1, :, 12:20, 6:14] = torch.tensor([0.8, 0.4, -0.9])[:, None, None]  # yellow-ish square
+
+    def run(weight: float) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        model = JanusModel(tiny_config())
+        model.initialize_weights()
+        vq = model.gen_vision_model
+        config = ComponentTrainConfig(steps=1, batch_size=4, warmup_steps=1, latent_color_weight=weight)
+        row = train_vq(vq, images, config, warmup_fraction=1.0, progress=False)[0]
+        return row, vq.encoder.conv_in.weight.detach().clone(), torch.rand(4)
+
+    plain, encoder_plain, next_plain = run(0.0)
+    colour, encoder_colour, next_colour = run(2.0)
+    assert torch.equal(next_plain, next_colour)
+    assert "latent_color" not in plain and colour["latent_color"] > 0
+    assert colour["loss"] == pytest.approx(plain["loss"] + 2.0 * colour["latent_color"], rel=1e-5)
+    assert not torch.allclose(encoder_plain, encoder_colour)
+
+
 def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
     """Phrases true of several images are positives for all of them: a tiny ViT learns which
     of two kinds of image each phrase describes, and scores a phrase true of every image as

@@ -39,6 +39,8 @@ class ComponentTrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     restart_dead_every: int = 50  # VQ only: re-seed codes unused for this many steps (0: never)
+    edge_weight: float = 0.0  # VQ only: extra reconstruction weight on pixels within 1 px of a colour edge
+    latent_color_weight: float = 0.0  # VQ only: weight of the loss that makes each latent tell its patch's colours
 
 
 def _lr(config: ComponentTrainConfig, step: int) -> float:
@@ -93,7 +95,15 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     the latent space instead of collapsing onto a few), and training continues with the
     quantiser (reconstruction + codebook + commitment losses). Codes unused for
     `restart_dead_every` steps are re-seeded where reconstruction needs them most: at latents
-    far from every code (D^2 sampling), never at the dense, already well-coded ones."""
+    far from every code (D^2 sampling), never at the dense, already well-coded ones.
+
+    Two options for images of flat shapes (the bundled model uses both). `edge_weight` adds
+    reconstruction weight on outline pixels, which decide a small object's shape but are a
+    small part of the mean loss. `latent_color_weight` makes a throw-away head read each
+    latent's patch colours (4 x 4 px means): without it, most shapes-world trainings lost the
+    colours that differ in one channel only (red, orange and yellow all came back orange, in
+    the continuous path too, so the encoder had dropped them before the codebook could keep
+    them apart)."""
     device = vq.quant_conv.weight.device
     generator = torch.Generator().manual_seed(config.seed)
     codebook_size = vq.quantize.embedding.num_embeddings
@@ -106,23 +116,50 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     def batch() -> torch.Tensor:
         return images[torch.randint(images.shape[0], (config.batch_size,), generator=generator)].to(device)
 
+    # A throw-away head that reads each (continuous) latent's patch colours: the means of its cells of about
+    # 4 x 4 px, [3 * cells^2]. Initialised from its own seed, so that the caller's later random draws (the ViT
+    # trainer's, in the recipe) are the same with and without it.
+    factor = pixels_per_code(vq)
+    cells = max(1, factor // 4)
+    color_head = None
+    if config.latent_color_weight:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            color_head = nn.Sequential(nn.Linear(vq.config.codebook_embed_dim, 64), nn.GELU(),
+                                       nn.Linear(64, 3 * cells**2)).to(device)
+
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         pixels = batch()
         recent[:] = [pixels]
+        z = vq.quant_conv(vq.encoder(pixels))  # [B, D, h, w]
+        latents = F.normalize(z, dim=1) if vq.quantize.l2_norm else z
         if step < warmup:
-            recon = vq.decode(_latents(vq, pixels))
+            recon = vq.decode(latents)
             zero = recon.new_zeros(())
             codebook_loss = commitment_loss = usage = zero
         else:
-            recon, q = vq(pixels)
+            q = vq.quantize(z)
+            recon = vq.decode(q.z_q)
             codebook_loss, commitment_loss = q.codebook_loss, q.commitment_loss
             last_used[q.codes.flatten().cpu().unique()] = step
             usage = (last_used >= step - max(config.restart_dead_every, 1)).float().mean()
-        recon_loss = ((recon - pixels).pow(2) + (recon - pixels).abs()).mean()  # MSE + L1
+        error = (recon - pixels).pow(2) + (recon - pixels).abs()  # MSE + L1, [B, 3, H, W]
+        if config.edge_weight:
+            error = error * (1 + config.edge_weight * _edges(pixels))
+        recon_loss = error.mean()
         mse = F.mse_loss(recon.detach(), pixels)
         loss = recon_loss + codebook_loss + commitment_loss
-        return {"loss": loss, "mse": mse.detach(), "codebook": codebook_loss.detach(),
-                "commitment": commitment_loss.detach(), "usage": usage}
+        losses = {"mse": mse.detach(), "codebook": codebook_loss.detach(), "commitment": commitment_loss.detach(),
+                  "usage": usage}
+        if color_head is not None:
+            b, _, h, w = latents.shape
+            means = F.avg_pool2d(pixels, factor // cells)  # [B, 3, h * cells, w * cells]
+            target = means.unfold(2, cells, cells).unfold(3, cells, cells)  # [B, 3, h, w, cells, cells]
+            target = target.permute(0, 2, 3, 1, 4, 5).reshape(b, h, w, -1)  # [B, h, w, 3 * cells^2]
+            color_loss = F.mse_loss(color_head(latents.permute(0, 2, 3, 1)), target)
+            loss = loss + config.latent_color_weight * color_loss
+            losses["latent_color"] = color_loss.detach()
+        return {"loss": loss} | losses
 
     def after_step(step: int) -> None:
         # After the optimizer step: the codebook may be edited in place now.
@@ -134,9 +171,24 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
         elif step > warmup and config.restart_dead_every and (step - warmup) % config.restart_dead_every == 0:
             _restart_dead_codes(vq, recent[0], last_used, step - config.restart_dead_every, generator)
 
-    history = _loop(config, list(vq.parameters()), step_fn, "vq tokenizer", on_step, progress, after_step)
+    params = list(vq.parameters()) + (list(color_head.parameters()) if color_head is not None else [])
+    history = _loop(config, params, step_fn, "vq tokenizer", on_step, progress, after_step)
     vq.eval()
     return history
+
+
+def pixels_per_code(vq: VQModel) -> int:
+    """The side in pixels of the image patch one code stands for (the downsampling factor)."""
+    return vq.config.image_size // vq.config.grid_size
+
+
+def _edges(pixels: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """1 where a pixel's 3 x 3 neighbourhood spans more than `threshold` in some channel (the
+    pixels on both sides of an outline), else 0: [B, 1, H, W]. Flat regions dominate the mean
+    loss, so without extra weight a blurred outline costs little, yet the outline is what
+    decides a small object's shape."""
+    spread = F.max_pool2d(pixels, 3, 1, 1) + F.max_pool2d(-pixels, 3, 1, 1)  # max - min per channel
+    return (spread.amax(dim=1, keepdim=True) > threshold).to(pixels.dtype)
 
 
 def _flat(latents: torch.Tensor) -> torch.Tensor:
