@@ -97,13 +97,13 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     `restart_dead_every` steps are re-seeded where reconstruction needs them most: at latents
     far from every code (D^2 sampling), never at the dense, already well-coded ones.
 
-    Two options for images of flat shapes (the bundled model uses both). `edge_weight` adds
-    reconstruction weight on outline pixels, which decide a small object's shape but are a
-    small part of the mean loss. `latent_color_weight` makes a throw-away head read each
-    latent's patch colours (4 x 4 px means): without it, most shapes-world trainings lost the
-    colours that differ in one channel only (red, orange and yellow all came back orange, in
-    the continuous path too, so the encoder had dropped them before the codebook could keep
-    them apart)."""
+    Two options for images of flat shapes (measured on shapes-world; the README says why the
+    bundled recipe does not use them). `edge_weight` adds reconstruction weight on outline
+    pixels, which decide a small object's shape but are a small part of the mean loss.
+    `latent_color_weight` makes a throw-away head read each latent's patch colours (4 x 4 px
+    means): without it, most shapes-world trainings lost the colours that differ in one channel
+    only (red, orange and yellow all came back orange, in the continuous path too, so the
+    encoder had dropped them before the codebook could keep them apart)."""
     device = vq.quant_conv.weight.device
     generator = torch.Generator().manual_seed(config.seed)
     codebook_size = vq.quantize.embedding.num_embeddings
@@ -117,8 +117,8 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
         return images[torch.randint(images.shape[0], (config.batch_size,), generator=generator)].to(device)
 
     # A throw-away head that reads each (continuous) latent's patch colours: the means of its cells of about
-    # 4 x 4 px, [3 * cells^2]. Initialised from its own seed, so that the caller's later random draws (the ViT
-    # trainer's, in the recipe) are the same with and without it.
+    # 4 x 4 px, [3 * cells^2]. Initialised from its own seed, so that the caller's later random draws (a ViT
+    # trainer's, say) are the same with and without it.
     factor = pixels_per_code(vq)
     cells = max(1, factor // 4)
     color_head = None
