@@ -313,6 +313,15 @@ def test_vq_latent_color_loss_is_added_and_trains_the_encoder() -> None:
     assert not torch.allclose(encoder_plain, encoder_colour)
 
 
+def test_vq_loss_weights_must_not_be_negative() -> None:
+    from januspro.errors import InputError
+    from januspro.training.components import ComponentTrainConfig
+
+    for bad in ({"edge_weight": -1.0}, {"latent_color_weight": -0.5}):
+        with pytest.raises(InputError, match="must be >= 0"):
+            ComponentTrainConfig(**bad)
+
+
 def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
     """Phrases true of several images are positives for all of them: a tiny ViT learns which
     of two kinds of image each phrase describes, and scores a phrase true of every image as

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from januspro.errors import InputError
 from januspro.models.siglip import SigLIPViT
 from januspro.models.vq import VQModel
 
@@ -41,6 +42,11 @@ class ComponentTrainConfig:
     restart_dead_every: int = 50  # VQ only: re-seed codes unused for this many steps (0: never)
     edge_weight: float = 0.0  # VQ only: extra reconstruction weight on pixels within 1 px of a colour edge
     latent_color_weight: float = 0.0  # VQ only: weight of the loss that makes each latent tell its patch's colours
+
+    def __post_init__(self) -> None:
+        if self.edge_weight < 0 or self.latent_color_weight < 0:
+            raise InputError(f"edge_weight and latent_color_weight must be >= 0, got {self.edge_weight} and "
+                             f"{self.latent_color_weight}")
 
 
 def _lr(config: ComponentTrainConfig, step: int) -> float:
@@ -82,7 +88,11 @@ def _loop(config: ComponentTrainConfig, params: list[nn.Parameter], step_fn: Cal
 
 def _latents(vq: VQModel, pixels: torch.Tensor) -> torch.Tensor:
     """Continuous (unquantised) latents [B, D, h, w], l2-normalised like the codebook."""
-    z = vq.quant_conv(vq.encoder(pixels))
+    return _normalized(vq, vq.quant_conv(vq.encoder(pixels)))
+
+
+def _normalized(vq: VQModel, z: torch.Tensor) -> torch.Tensor:
+    """Encoder outputs [B, D, h, w] as the quantiser compares them with its codes."""
     return F.normalize(z, dim=1) if vq.quantize.l2_norm else z
 
 
@@ -119,7 +129,7 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     # A throw-away head that reads each (continuous) latent's patch colours: the means of its cells of about
     # 4 x 4 px, [3 * cells^2]. Initialised from its own seed, so that the caller's later random draws (a ViT
     # trainer's, say) are the same with and without it.
-    factor = pixels_per_code(vq)
+    factor = vq.config.downsample  # the side in pixels of one code's patch
     cells = max(1, factor // 4)
     color_head = None
     if config.latent_color_weight:
@@ -132,7 +142,7 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
         pixels = batch()
         recent[:] = [pixels]
         z = vq.quant_conv(vq.encoder(pixels))  # [B, D, h, w]
-        latents = F.normalize(z, dim=1) if vq.quantize.l2_norm else z
+        latents = _normalized(vq, z)
         if step < warmup:
             recon = vq.decode(latents)
             zero = recon.new_zeros(())
@@ -152,10 +162,8 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
         losses = {"mse": mse.detach(), "codebook": codebook_loss.detach(), "commitment": commitment_loss.detach(),
                   "usage": usage}
         if color_head is not None:
-            b, _, h, w = latents.shape
             means = F.avg_pool2d(pixels, factor // cells)  # [B, 3, h * cells, w * cells]
-            target = means.unfold(2, cells, cells).unfold(3, cells, cells)  # [B, 3, h, w, cells, cells]
-            target = target.permute(0, 2, 3, 1, 4, 5).reshape(b, h, w, -1)  # [B, h, w, 3 * cells^2]
+            target = F.pixel_unshuffle(means, cells).permute(0, 2, 3, 1)  # [B, h, w, 3 * cells^2]
             color_loss = F.mse_loss(color_head(latents.permute(0, 2, 3, 1)), target)
             loss = loss + config.latent_color_weight * color_loss
             losses["latent_color"] = color_loss.detach()
@@ -175,11 +183,6 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     history = _loop(config, params, step_fn, "vq tokenizer", on_step, progress, after_step)
     vq.eval()
     return history
-
-
-def pixels_per_code(vq: VQModel) -> int:
-    """The side in pixels of the image patch one code stands for (the downsampling factor)."""
-    return vq.config.image_size // vq.config.grid_size
 
 
 def _edges(pixels: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
