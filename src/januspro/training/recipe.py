@@ -2,7 +2,7 @@
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
 official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
 
-    januspro train bundled --out src/januspro/assets/shapes-model   # 22-33 min measured on 2 CPU cores
+    januspro train bundled --out src/januspro/assets/shapes-model   # 49 min measured on 2 CPU cores
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> export (bf16).
@@ -54,11 +54,13 @@ def _default_stages() -> tuple[StageConfig, ...]:
     return (
         StageConfig("lm", ("language_model",), {"text": 1.0}, steps=150, batch_size=64, lr=2e-3, warmup_steps=20),
         preset_stage("stage1", steps=100, batch_size=32, lr=2e-3, warmup_steps=20),
-        # Understanding 4 : text 1 : t2i 5. One build each, ShapesEval seed 7777 (understanding / generation):
-        # 0.683 / 0.195 with this mix, 0.657 / 0.187 with the preset's 3 : 1 : 6 (both with multi_turn 1.0).
-        preset_stage("stage2", steps=2400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
+        # Understanding 4 : text 1 : t2i 5. One build each, ShapesEval seed 7777 (understanding / generation),
+        # 2,400 stage-2 and 700 stage-3 steps: 0.683 / 0.195 with this mix, 0.657 / 0.187 with the preset's
+        # 3 : 1 : 6 (both with multi_turn 1.0). 3,400 and 900 steps (this recipe): 0.646 / 0.250 (seed 4242:
+        # 0.663 / 0.227 against 0.629 / 0.187): generation gains, understanding is the same within noise.
+        preset_stage("stage2", steps=3400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
                      mix={"understanding": 4.0, "text": 1.0, "t2i": 5.0}),
-        preset_stage("stage3", steps=700, batch_size=32, lr=6e-4, warmup_steps=20, lr_overrides={"vision_model": 3e-4},
+        preset_stage("stage3", steps=900, batch_size=32, lr=6e-4, warmup_steps=20, lr_overrides={"vision_model": 3e-4},
                      uncond_prob=0.1),
     )
 
@@ -76,9 +78,9 @@ class Recipe:
     layers: int = 4
     codebook: int = 512
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
-    # Measured on 2 CPU cores on 2026-12-02: 22 min 12 s on an Intel Xeon (VQ + ViT 8 min, stages 14 min); the
-    # previous recipe took 32 min 37 s on an AMD EPYC that ran up to 1.8x slower at other hours, so the steps leave
-    # room under 60 min. Pilots at equal wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image
+    # Measured on 2 CPU cores on 2026-12-02: 49 min 9 s on an AMD EPYC at one of its slow hours (VQ + ViT 13 min,
+    # stages 36 min; a stage-2 step 0.45-0.5 s). The same machine has run a step in 0.31 s and an Intel Xeon in
+    # 0.23 s, where the recipe with 1,000 fewer stage-2 and 200 fewer stage-3 steps took 22 min 12 s. Pilots at equal wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image
     # loss 2.37 where the earlier 256 x 6 reached 3.49, so the LLM is small and trained for more steps.
     vq: ComponentTrainConfig = ComponentTrainConfig(steps=1250, batch_size=24, lr=2e-3, warmup_steps=30,
                                                     restart_dead_every=0)
