@@ -57,7 +57,8 @@ def _default_stages() -> tuple[StageConfig, ...]:
         # Understanding 4 : text 1 : t2i 5. One build each, ShapesEval seed 7777 (understanding / generation),
         # 2,400 stage-2 and 700 stage-3 steps: 0.683 / 0.195 with this mix, 0.657 / 0.187 with the preset's
         # 3 : 1 : 6 (both with multi_turn 1.0). 3,400 and 900 steps (this recipe): 0.646 / 0.250 (seed 4242:
-        # 0.663 / 0.227 against 0.629 / 0.187): generation gains, understanding is the same within noise.
+        # 0.663 / 0.227 against 0.629 / 0.187): generation gains, understanding is the same within noise. A replicate
+        # with seed 1: 0.674 / 0.210 (seed 4242: 0.686 / 0.220), a smaller generation gain.
         preset_stage("stage2", steps=3400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
                      mix={"understanding": 4.0, "text": 1.0, "t2i": 5.0}),
         preset_stage("stage3", steps=900, batch_size=32, lr=6e-4, warmup_steps=20, lr_overrides={"vision_model": 3e-4},
@@ -78,10 +79,11 @@ class Recipe:
     layers: int = 4
     codebook: int = 512
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
-    # Measured on 2 CPU cores on 2026-12-02: 49 min 9 s on an AMD EPYC at one of its slow hours (VQ + ViT 13 min,
-    # stages 36 min; a stage-2 step 0.45-0.5 s). The same machine has run a step in 0.31 s and an Intel Xeon in
-    # 0.23 s, where the recipe with 1,000 fewer stage-2 and 200 fewer stage-3 steps took 22 min 12 s. Pilots at equal wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image
-    # loss 2.37 where the earlier 256 x 6 reached 3.49, so the LLM is small and trained for more steps.
+    # Measured on 2 CPU cores: 49 min 9 s on an AMD EPYC at one of its slow hours (2026-12-02; VQ + ViT 13 min,
+    # stages 36 min; a stage-2 step 0.45-0.5 s) and 24 min 20 s on an Intel Xeon (2026-12-03; components 7 min,
+    # stages 17 min; a stage-2 step 0.23 s). Pilots at equal wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4
+    # layers reached image loss 2.37 where the earlier 256 x 6 reached 3.49, so the LLM is small and trained for
+    # more steps.
     vq: ComponentTrainConfig = ComponentTrainConfig(steps=1250, batch_size=24, lr=2e-3, warmup_steps=30,
                                                     restart_dead_every=0)
     # Short phrases true of each image (`descriptions`), 1000 steps: a linear probe of the ViT's max-pooled
