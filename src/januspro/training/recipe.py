@@ -57,8 +57,8 @@ def _default_stages() -> tuple[StageConfig, ...]:
         # Understanding 4 : text 1 : t2i 5. One build each, ShapesEval seed 7777 (understanding / generation),
         # 2,400 stage-2 and 700 stage-3 steps: 0.683 / 0.195 with this mix, 0.657 / 0.187 with the preset's
         # 3 : 1 : 6 (both with multi_turn 1.0). 3,400 and 900 steps (this recipe): 0.646 / 0.250 (seed 4242:
-        # 0.663 / 0.227 against 0.629 / 0.187): generation gains, understanding is the same within noise. A replicate
-        # with seed 1: 0.674 / 0.210 (seed 4242: 0.686 / 0.220), a smaller generation gain.
+        # 0.663 / 0.227 against 0.629 / 0.187): generation gains, understanding is the same within noise. Replicates
+        # with seed 1: 0.674 / 0.210 (seed 4242: 0.686 / 0.220); seed 2: 0.694 / 0.235 (0.706 / 0.198).
         preset_stage("stage2", steps=3400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
                      mix={"understanding": 4.0, "text": 1.0, "t2i": 5.0}),
         preset_stage("stage3", steps=900, batch_size=32, lr=6e-4, warmup_steps=20, lr_overrides={"vision_model": 3e-4},
