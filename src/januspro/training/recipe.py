@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 
 def bundled_config(vocab_size: int, hidden: int = 192, layers: int = 4, codebook: int = 512) -> JanusConfig:
-    """The shapes-world model: 64 px images, 8 x 8 tokens in both pathways."""
+    """The shapes-world model: 64 px images, 8 x 8 tokens in both pathways. (4 attention heads: a seed-2 build
+    with 8 generated 0.190 / 0.172 against 0.235 / 0.198 and answered 0.683 / 0.669 against 0.694 / 0.706.)"""
     return JanusConfig(
         vision=VisionConfig(model_name="siglip_shapes_patch8_64", image_size=64, patch_size=8, width=128,
                             layers=4, heads=4, mlp_ratio=4.0),
@@ -118,7 +119,9 @@ def _texts_of(manifest: Path) -> list[str]:
 
 
 def make_data(recipe: Recipe, folder: Path) -> Path:
-    """The shapes-world dataset; returns its folder."""
+    """The shapes-world dataset; returns its folder. Scenes are drawn with the world's KIND_WEIGHTS (single 0.4,
+    pair 0.4, count 0.2); a seed-2 build with 0.25 / 0.5 / 0.25 generated and answered worse (0.175 / 0.167 and
+    0.623 / 0.631 against 0.235 / 0.198 and 0.694 / 0.706, ShapesEval seeds 7777 / 4242)."""
     from januspro.shapes.dataset import write_dataset
 
     manifest = write_dataset(folder, seed=recipe.seed, n_t2i=recipe.scenes, n_understanding=2 * recipe.scenes,
