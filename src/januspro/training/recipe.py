@@ -35,12 +35,14 @@ from januspro.training.config import StageConfig, TrainConfig, preset_stage
 log = logging.getLogger(__name__)
 
 
-def bundled_config(vocab_size: int, hidden: int = 192, layers: int = 4, codebook: int = 512) -> JanusConfig:
-    """The shapes-world model: 64 px images, 8 x 8 tokens in both pathways. (4 attention heads: a seed-2 build
-    with 8 generated 0.190 / 0.172 against 0.235 / 0.198 and answered 0.683 / 0.669 against 0.694 / 0.706.)"""
+def bundled_config(vocab_size: int, hidden: int = 192, layers: int = 4, codebook: int = 512,
+                   vision_patch: int = 16) -> JanusConfig:
+    """The shapes-world model: 64 px images; 8 x 8 VQ codes per generated image and, with patch 16, 4 x 4 ViT
+    features per understood image. (4 attention heads: a seed-2 build with 8 generated 0.190 / 0.172 against
+    0.235 / 0.198 and answered 0.683 / 0.669 against 0.694 / 0.706.)"""
     return JanusConfig(
-        vision=VisionConfig(model_name="siglip_shapes_patch8_64", image_size=64, patch_size=8, width=128,
-                            layers=4, heads=4, mlp_ratio=4.0),
+        vision=VisionConfig(model_name=f"siglip_shapes_patch{vision_patch}_64", image_size=64, patch_size=vision_patch,
+                            width=128, layers=4, heads=4, mlp_ratio=4.0),
         aligner=AlignerConfig(input_dim=128, n_embed=hidden),
         gen_vision=VQConfig(codebook_size=codebook, codebook_embed_dim=8, ch=16, ch_mult=(1, 2, 4, 4),
                             z_channels=64, num_res_blocks=1, norm_groups=8, image_size=64),
@@ -79,6 +81,7 @@ class Recipe:
     hidden: int = 192
     layers: int = 4
     codebook: int = 512
+    vision_patch: int = 16  # ViT patch: 16 gives 4 x 4 = 16 image tokens per understood image (8 gave 64)
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
     # Measured on 2 CPU cores: 49 min 9 s on an AMD EPYC at one of its slow hours (2026-12-02; VQ + ViT 13 min,
     # stages 36 min; a stage-2 step 0.45-0.5 s) and 24 min 20 s on an Intel Xeon (2026-12-03; components 7 min,
@@ -136,7 +139,7 @@ def make_model(recipe: Recipe, data: Path, device: torch.device):  # type: ignor
 
     tokenizer = train_tokenizer(_texts_of(data / "manifest.jsonl"), recipe.tokenizer_vocab, max_length=512)
     vocab = (tokenizer.vocab_size + 63) // 64 * 64
-    config = bundled_config(vocab, recipe.hidden, recipe.layers, recipe.codebook)
+    config = bundled_config(vocab, recipe.hidden, recipe.layers, recipe.codebook, recipe.vision_patch)
     torch.manual_seed(recipe.seed)
     model = JanusModel(config)
     model.initialize_weights()
