@@ -2,7 +2,7 @@
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
 official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
 
-    januspro train bundled --out src/januspro/assets/shapes-model   # 49 min measured on 2 CPU cores
+    januspro train bundled --out src/januspro/assets/shapes-model   # 23-49 min measured on 2 CPU cores
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> export (bf16).
@@ -81,13 +81,16 @@ class Recipe:
     hidden: int = 192
     layers: int = 4
     codebook: int = 512
-    vision_patch: int = 16  # ViT patch: 16 gives 4 x 4 = 16 image tokens per understood image (8 gave 64)
+    # ViT patch 16: 4 x 4 = 16 tokens per understood image. Against patch 8 (64 tokens), seed 0, ShapesEval seeds
+    # 7777 / 4242: understanding 0.726 / 0.703 against 0.646 / 0.663 (position and exists from chance to 0.88-0.96,
+    # shape down from 0.70 to 0.38), generation the same within noise, the build 2 min shorter.
+    vision_patch: int = 16
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
-    # Measured on 2 CPU cores: 49 min 9 s on an AMD EPYC at one of its slow hours (2026-12-02; VQ + ViT 13 min,
-    # stages 36 min; a stage-2 step 0.45-0.5 s) and 24 min 20 s on an Intel Xeon (2026-12-03; components 7 min,
-    # stages 17 min; a stage-2 step 0.23 s). Pilots at equal wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4
-    # layers reached image loss 2.37 where the earlier 256 x 6 reached 3.49, so the LLM is small and trained for
-    # more steps.
+    # Measured on 2 CPU cores: 22 min 41 s on an Intel Xeon (2026-12-03; components 6.6 min, stages 16 min; a
+    # stage-2 step 0.21 s). With the patch-8 ViT: 49 min 9 s on an AMD EPYC at one of its slow hours (2026-12-02;
+    # VQ + ViT 13 min, stages 36 min; a stage-2 step 0.45-0.5 s) and 24 min 20 s on the Xeon. Pilots at equal
+    # wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image loss 2.37 where the earlier 256 x 6
+    # reached 3.49, so the LLM is small and trained for more steps.
     vq: ComponentTrainConfig = ComponentTrainConfig(steps=1250, batch_size=24, lr=2e-3, warmup_steps=30,
                                                     restart_dead_every=0)
     # Short phrases true of each image (`descriptions`), 1000 steps: a linear probe of the ViT's max-pooled
@@ -144,7 +147,8 @@ def make_model(recipe: Recipe, data: Path, device: torch.device):  # type: ignor
     model = JanusModel(config)
     model.initialize_weights()
     model.to(device)
-    processor = JanusProcessor(tokenizer, ImageProcessor(image_size=64), JANUS_PRO, config.num_image_tokens,
+    pixels = ImageProcessor(image_size=config.vision.image_size)  # what the understanding ViT reads
+    processor = JanusProcessor(tokenizer, pixels, JANUS_PRO, config.num_image_tokens,
                                config.language.max_position_embeddings, system_prompt="")
     return Janus(model, processor, name="shapes-world")
 
