@@ -67,3 +67,20 @@ def test_recipe_data_follows_multi_turn(tmp_path: Path) -> None:
 
     assert min(turns(1.0, tmp_path / "a")) >= 2
     assert turns(0.0, tmp_path / "b") == {1}
+
+
+def test_recipe_vision_patch_sets_the_understanding_tokens(tmp_path: Path) -> None:
+    """`Recipe.vision_patch` reaches the ViT and the prompt: 64 px images give 4 x 4 tokens at patch 16
+    (the shipped recipe) and 8 x 8 at patch 8, while generation keeps its 8 x 8 VQ codes."""
+    from dataclasses import replace
+
+    from januspro.training.recipe import make_data, make_model, smoke_recipe
+
+    data = make_data(smoke_recipe(), tmp_path / "data")
+    for patch, tokens in ((16, 16), (8, 64)):
+        janus = make_model(replace(smoke_recipe(), vision_patch=patch), data, torch.device("cpu"))
+        assert janus.model.config.vision.patch_size == patch
+        assert janus.processor.num_image_tokens == janus.model.config.num_image_tokens == tokens
+        assert janus.model.config.num_gen_tokens == 64
+        pixels = janus.processor.image_processor([torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()])
+        assert janus.model.encode_images(pixels).shape[1] == tokens
