@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 import januspro
@@ -84,3 +85,13 @@ def test_recipe_vision_patch_sets_the_understanding_tokens(tmp_path: Path) -> No
         assert janus.model.config.num_gen_tokens == 64
         pixels = janus.processor.image_processor([torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()])
         assert janus.model.encode_images(pixels).shape[1] == tokens
+
+
+def test_recipe_vision_patch_must_divide_the_image() -> None:
+    """A patch that does not tile the 64 px image is a clear InputError, not a shape error later."""
+    from januspro.errors import InputError
+    from januspro.training.recipe import bundled_config
+
+    for bad in (0, 12, 128):
+        with pytest.raises(InputError, match="vision_patch must divide the 64 px image"):
+            bundled_config(768, vision_patch=bad)

@@ -40,12 +40,15 @@ def bundled_config(vocab_size: int, hidden: int = 192, layers: int = 4, codebook
     """The shapes-world model: 64 px images; 8 x 8 VQ codes per generated image and, with patch 16, 4 x 4 ViT
     features per understood image. (4 attention heads: a seed-2 build with 8 generated 0.190 / 0.172 against
     0.235 / 0.198 and answered 0.683 / 0.669 against 0.694 / 0.706.)"""
+    size = 64
+    if vision_patch <= 0 or size % vision_patch:
+        raise InputError(f"vision_patch must divide the {size} px image, got {vision_patch}")
     return JanusConfig(
-        vision=VisionConfig(model_name=f"siglip_shapes_patch{vision_patch}_64", image_size=64, patch_size=vision_patch,
-                            width=128, layers=4, heads=4, mlp_ratio=4.0),
+        vision=VisionConfig(model_name=f"siglip_shapes_patch{vision_patch}_{size}", image_size=size,
+                            patch_size=vision_patch, width=128, layers=4, heads=4, mlp_ratio=4.0),
         aligner=AlignerConfig(input_dim=128, n_embed=hidden),
         gen_vision=VQConfig(codebook_size=codebook, codebook_embed_dim=8, ch=16, ch_mult=(1, 2, 4, 4),
-                            z_channels=64, num_res_blocks=1, norm_groups=8, image_size=64),
+                            z_channels=64, num_res_blocks=1, norm_groups=8, image_size=size),
         gen_aligner=AlignerConfig(input_dim=8, n_embed=hidden),
         gen_head=GenHeadConfig(n_embed=hidden, image_token_embed=hidden, image_token_size=codebook),
         language=LanguageConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 11 // 4,
