@@ -97,7 +97,8 @@ class Recipe:
     # reached 3.49, so the LLM is small and trained for more steps.
     # The VQ trainer's edge_weight 4 and latent_color_weight 5 end the colour collapse that some seeds' VQs suffer
     # and lift counting, but the seed-0 build with them generated 0.228 / 0.218 against 0.268 / 0.218 (seed 2:
-    # 0.242 / 0.227 against 0.178 / 0.147), so they stay off (README). codebook 1024 with them: 0.178 / 0.190.
+    # 0.242 / 0.227 against 0.178 / 0.147), so they stay off (README). codebook 1024 with them: 0.178 / 0.190;
+    # edge_weight 12: 0.222 / 0.222, though its VQ round trip is the best (0.83 against 0.68).
     vq: ComponentTrainConfig = ComponentTrainConfig(steps=1250, batch_size=24, lr=2e-3, warmup_steps=30,
                                                     restart_dead_every=0)
     # Short phrases true of each image (`descriptions`), 1000 steps: a linear probe of the ViT's max-pooled
