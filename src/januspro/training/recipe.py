@@ -29,6 +29,7 @@ from januspro.models.janus import JanusModel
 from januspro.processing.chat_format import JANUS_PRO
 from januspro.processing.image import ImageProcessor, pil_to_pixels
 from januspro.processing.processor import JanusProcessor
+from januspro.shapes.world import IMAGE_SIZE
 from januspro.training.components import ComponentTrainConfig, train_siglip, train_vq
 from januspro.training.config import StageConfig, TrainConfig, preset_stage
 
@@ -40,7 +41,7 @@ def bundled_config(vocab_size: int, hidden: int = 192, layers: int = 4, codebook
     """The shapes-world model: 64 px images; 8 x 8 VQ codes per generated image and, with patch 16, 4 x 4 ViT
     features per understood image. (4 attention heads: a seed-2 build with 8 generated 0.190 / 0.172 against
     0.235 / 0.198 and answered 0.683 / 0.669 against 0.694 / 0.706.)"""
-    size = 64
+    size = IMAGE_SIZE  # the shapes world's images
     if vision_patch <= 0 or size % vision_patch:
         raise InputError(f"vision_patch must divide the {size} px image, got {vision_patch}")
     return JanusConfig(
@@ -170,7 +171,7 @@ def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, 
     device = model.gen_head.vision_head.weight.device
     samples = iter_samples(recipe.seed, stream=7)
     pairs = [next(samples) for _ in range(recipe.component_images)]
-    images = pil_to_pixels([s.image for s in pairs], 64).to(device)
+    images = pil_to_pixels([s.image for s in pairs], model.config.gen_vision.image_size).to(device)
     model.gen_vision_model.to(memory_format=torch.channels_last)
     history_vq = train_vq(model.gen_vision_model, images.contiguous(memory_format=torch.channels_last), recipe.vq,
                           progress=progress)
