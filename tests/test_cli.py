@@ -78,6 +78,7 @@ def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
     (["generate", "x", "--top-p", "2"], "argument --top-p: must be in (0, 1]"),
     (["chat", "--temperature", "-1", "hi"], "argument --temperature: must be >= 0"),
     (["generate", "x", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--data", "/tmp", "--out", "/tmp/x", "--ema-decay", "1"], "ema_decay must be in [0, 1)"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_errors_are_one_line_with_a_non_zero_exit(capsys, args: list[str], message: str) -> None:

@@ -95,3 +95,18 @@ def test_recipe_vision_patch_must_divide_the_image() -> None:
     for bad in (0, 12, 128):
         with pytest.raises(InputError, match="vision_patch must divide the 64 px image"):
             bundled_config(768, vision_patch=bad)
+
+
+def test_gen_embed_can_start_from_the_vq_codebook() -> None:
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+    from januspro.training.recipe import init_gen_embed_from_codebook
+
+    torch.manual_seed(0)
+    model = JanusModel(tiny_config())
+    model.initialize_weights()
+    codebook = model.gen_vision_model.quantize.codebook().detach().clone()
+    assert not torch.allclose(model.gen_embed.weight, codebook)
+    init_gen_embed_from_codebook(model)
+    torch.testing.assert_close(model.gen_embed.weight.detach(), codebook)
+    assert torch.allclose(codebook.norm(dim=-1), torch.ones(len(codebook)))  # the l2-normalised vectors the decoder reads

@@ -137,7 +137,8 @@ class Crash(Exception):
 
 
 def test_resume_gives_the_same_losses_and_weights(tmp_path: Path, tiny_checkpoint: Path, dataset: Path) -> None:
-    stages = (small_stage("stage2", steps=2), small_stage("stage3", steps=3, grad_accum=2))
+    # Stage 3 keeps a weight average: the resumed run must restore it too.
+    stages = (small_stage("stage2", steps=2), small_stage("stage3", steps=3, grad_accum=2, ema_decay=0.9))
     straight: list[dict] = []
     config = TrainConfig(data=(str(dataset),), out=str(tmp_path / "a"), stages=stages, init=str(tiny_checkpoint))
     run_training(config, progress=False, on_step=straight.append)
@@ -166,6 +167,38 @@ def test_resume_gives_the_same_losses_and_weights(tmp_path: Path, tiny_checkpoin
         torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=1e-7)
     rows = (tmp_path / "b" / "loss.csv").read_text().splitlines()
     assert len(rows) == 1 + 5  # header + each step once, even though step 4 ran twice
+
+
+def test_weight_average_ends_the_stage_on_the_average_of_its_steps(tmp_path: Path, tiny_checkpoint: Path,
+                                                                   dataset: Path) -> None:
+    """The raw run's weights after each step, averaged by hand, are what the EMA run saves."""
+    import shutil
+
+    steps: list[dict[str, torch.Tensor]] = [weights(tiny_checkpoint)]
+    raw_out = tmp_path / "raw"
+
+    def keep_last_checkpoint(row: dict) -> None:  # called before this step's checkpoint: the previous one is on disk
+        if row["step"] > 1:
+            shutil.copytree(raw_out, tmp_path / f"step{row['step'] - 1}", ignore=shutil.ignore_patterns(".saving"))
+            steps.append(weights(tmp_path / f"step{row['step'] - 1}"))
+
+    raw = TrainConfig(data=(str(dataset),), out=str(raw_out), stages=(small_stage("stage1", steps=3, lr=1e-2),),
+                      init=str(tiny_checkpoint), save_every=1)
+    steps.append(weights(run_training(raw, progress=False, on_step=keep_last_checkpoint)))
+    averaged = TrainConfig(data=(str(dataset),), out=str(tmp_path / "ema"), init=str(tiny_checkpoint),
+                           stages=(small_stage("stage1", steps=3, lr=1e-2, ema_decay=0.5),))
+    result = weights(run_training(averaged, progress=False))
+    trained = ("aligner.", "gen_embed.", "gen_aligner.", "gen_head.")
+    for name, value in result.items():
+        expected = steps[0][name] if name.startswith(trained) else steps[3][name]  # (frozen: as in the raw run)
+        if name.startswith(trained):
+            for t in (1, 2, 3):
+                decay = min(0.5, (1 + t) / (10 + t))
+                expected = decay * expected + (1 - decay) * steps[t][name]
+            assert not torch.equal(value, steps[3][name]), name  # the average, not the last step
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(januspro.InputError, match="ema_decay"):
+        small_stage("stage1", ema_decay=1.0)
 
 
 def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path: Path, tiny_checkpoint: Path, dataset: Path) -> None:
@@ -200,11 +233,11 @@ def _torchrun(nproc: int, config: Path) -> None:
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_train_the_same_model_as_one(tmp_path: Path, tiny_checkpoint: Path, dataset: Path, strategy: str) -> None:
-    stage = small_stage("stage3", steps=2, grad_accum=2)
+    stage = small_stage("stage3", steps=2, grad_accum=2, ema_decay=0.5)  # the averages too (sharded under FSDP)
     results = {}
     for nproc in (1, 2):
         config = TrainConfig(data=(str(dataset),), out=str(tmp_path / f"p{nproc}"), stages=(stage,),
-                             init=str(tiny_checkpoint), strategy=strategy)
+                             init=str(tiny_checkpoint), strategy=strategy, save_every=1)
         path = tmp_path / f"config{nproc}.json"
         config.save(path)
         _torchrun(nproc, path)

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mix", default=None, metavar="U:T:I",
                         help="data ratio understanding:text:text-to-image, e.g. 5:1:4 (the stage3 default)")
     parser.add_argument("--uncond-prob", type=float, default=None, help="share of t2i captions replaced by the pad-only prompt")
+    parser.add_argument("--ema-decay", type=float, default=None, metavar="D",
+                        help="end each stage on an exponential moving average of its weights (e.g. 0.999; default off)")
     parser.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank instead of the LLM weights")
     parser.add_argument("--lora-alpha", type=float, default=None)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
@@ -69,7 +71,7 @@ def _stage_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise InputError("give --out (where the trained checkpoint goes)")
     changes = {k: v for k, v in {
         "steps": args.steps, "batch_size": args.batch_size, "grad_accum": args.grad_accum, "lr": args.lr,
-        "warmup_steps": args.warmup_steps, "uncond_prob": args.uncond_prob,
+        "warmup_steps": args.warmup_steps, "uncond_prob": args.uncond_prob, "ema_decay": args.ema_decay,
     }.items() if v is not None}
     if args.mix:
         try:

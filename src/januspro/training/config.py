@@ -54,6 +54,7 @@ class StageConfig:
     mask_prompt: bool = True  # learn answers only in understanding data
     text_loss_weight: float = 1.0
     image_loss_weight: float = 1.0
+    ema_decay: float = 0.0  # > 0: the stage ends on an exponential moving average of its weights (training/ema.py)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class StageConfig:
             raise InputError(f"stage {self.name}: steps, batch_size and grad_accum must be >= 1")
         if not self.lr > 0:
             raise InputError(f"stage {self.name}: lr must be > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InputError(f"stage {self.name}: ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StageConfig":

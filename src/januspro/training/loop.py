@@ -6,7 +6,7 @@
             lr from warm-up + cosine
             global batch of step (a pure function of seed and step), this process's share
             micro-batches: forward -> loss sums / step token counts -> backward
-            clip, step, log (CSV), checkpoint (resumable exactly)
+            clip, step, weight average (optional), log (CSV), checkpoint (resumable exactly)
 
 Run it in one process, or under `torchrun` (DDP, or FSDP with `strategy="fsdp"`): each process
 takes every world-th sample of the same global batch and the losses are normalised by the
@@ -38,6 +38,7 @@ from januspro.processing.processor import JanusProcessor
 from januspro.training import distributed as D
 from januspro.training.config import StageConfig, TrainConfig
 from januspro.training.data import MixedSampler, SequenceEncoder, read_records
+from januspro.training.ema import WeightAverage
 from januspro.training.lora import apply_lora, lora_state, merged_state, load_lora_state
 from januspro.training.losses import JanusObjective
 from januspro.training.plot import plot_losses
@@ -223,8 +224,8 @@ def run_training(
         start = run.step if stage_index == run.stage else 0
         if start >= stage.steps:
             continue
-        optimizer_state = trainer_state.get("optimizer") if (resume and stage_index == run.stage and start > 0) else None
-        _train_stage(config, stage, stage_index, start, model, processor, pool, info, device, optimizer_state,
+        resumed_state = trainer_state if (resume and stage_index == run.stage and start > 0) else {}
+        _train_stage(config, stage, stage_index, start, model, processor, pool, info, device, resumed_state,
                      out, lora, progress, on_step)
         run = RunState(stage_index + 1, 0)
         trainer_state = {}
@@ -235,8 +236,10 @@ def run_training(
 
 def _train_stage(config: TrainConfig, stage: StageConfig, stage_index: int, start: int, model: JanusModel,
                  processor: JanusProcessor, pool: DataPool, info: D.DistInfo, device: torch.device,
-                 optimizer_state: dict[str, Any] | None, out: Path, lora: bool, progress: bool,
+                 resumed_state: dict[str, Any], out: Path, lora: bool, progress: bool,
                  on_step: Callable[[dict[str, Any]], None] | None) -> None:
+    """Steps `start` .. `stage.steps` of one stage; `resumed_state` is the trainer state of the
+    checkpoint being resumed mid-stage (empty otherwise)."""
     from tqdm import tqdm
 
     set_trainable(model, stage, lora)
@@ -245,8 +248,16 @@ def _train_stage(config: TrainConfig, stage: StageConfig, stage_index: int, star
     objective = D.wrap(JanusObjective(model), info, config.strategy, device)
     groups = trainable_groups(model)
     optimizer = build_optimizer(groups, stage)
-    if optimizer_state is not None:
-        D.load_optimizer_state(objective, optimizer, optimizer_state, info)
+    if resumed_state:
+        D.load_optimizer_state(objective, optimizer, resumed_state["optimizer"], info)
+    average = None
+    if stage.ema_decay:
+        average = WeightAverage({n: p for n, p in model.named_parameters() if p.requires_grad}, stage.ema_decay)
+        if resumed_state:
+            if "ema" not in resumed_state:
+                raise InputError(f"stage {stage.name}: the checkpoint being resumed has no weight averages "
+                                 "(it was saved with ema_decay 0)")
+            average.load_state_dict(resumed_state["ema"])
     sampler = MixedSampler(pool.counts(), stage.mix, stage.seed, stage.uncond_prob)
     encoder = SequenceEncoder(processor, config.system_prompt, stage.mask_prompt)
     per_rank = stage.batch_size // info.world
@@ -281,6 +292,8 @@ def _train_stage(config: TrainConfig, stage: StageConfig, stage_index: int, star
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, stage.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if average is not None:
+            average.update(step + 1)
         text_total, image_total = D.all_reduce_sum([text_total, image_total], info, device)
         text_loss = text_total / n_text if n_text else float("nan")
         image_loss = image_total / n_image if n_image else float("nan")
@@ -302,13 +315,16 @@ def _train_stage(config: TrainConfig, stage: StageConfig, stage_index: int, star
             _append_csv(out / "loss.csv", rows)  # rows up to a checkpoint are never lost
             rows = []
         if save:
-            _checkpoint(out, model, objective, processor, optimizer, stage_index, step + 1, stage, info, lora)
+            if last and average is not None:
+                average.copy_to_params()  # the stage ends on its averaged weights
+            _checkpoint(out, model, objective, processor, optimizer, stage_index, step + 1, stage, info, lora,
+                        None if last else average)
     bar.close()
 
 
 def _checkpoint(out: Path, model: JanusModel, objective: nn.Module, processor: JanusProcessor,
                 optimizer: torch.optim.Optimizer, stage_index: int, step: int, stage: StageConfig,
-                info: D.DistInfo, lora: bool) -> None:
+                info: D.DistInfo, lora: bool, average: WeightAverage | None = None) -> None:
     state = D.full_state_dict(objective, info)
     if lora:
         state = merged_state(model.language_model, state, prefix="language_model.")
@@ -318,5 +334,7 @@ def _checkpoint(out: Path, model: JanusModel, objective: nn.Module, processor: J
     }
     if lora:
         trainer_state["lora"] = lora_state(model.language_model)
+    if average is not None:  # mid-stage: the raw weights above, their averages here
+        trainer_state["ema"] = average.state_dict()
     save_checkpoint(out, model, processor, state, trainer_state, info)
     D.barrier(info)
