@@ -234,3 +234,26 @@ def test_saved_checkpoint_round_trips(tiny_janus, tmp_path: Path) -> None:
     again = januspro.load(folder, device="cpu")
     for name, tensor in tiny_janus.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], tensor), name
+
+
+def test_a_checkpoint_names_its_default_guidance(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`cfg_weight` in processor_config.json is the guidance of calls that give none (5 when absent, as for the
+    official checkpoints); it survives save and load, and a bad value is a clear CheckpointError."""
+    folder = _copy(tiny_checkpoint, tmp_path)
+    janus = januspro.load(folder, device="cpu")
+    assert janus.processor.cfg_weight == 5.0
+    default = janus.generate_image_codes("a red circle", januspro.ImageOptions(n=2, seed=1))[0]
+    assert torch.equal(default, janus.generate_image_codes("a red circle", januspro.ImageOptions(n=2, seed=1, cfg_weight=5.0))[0])
+    janus.processor.cfg_weight = 1.5
+    saved = janus.save(tmp_path / "saved")
+    assert json.loads((saved / "processor_config.json").read_text())["cfg_weight"] == 1.5
+    again = januspro.load(saved, device="cpu")
+    assert again.processor.cfg_weight == 1.5
+    codes = again.generate_image_codes("a red circle", januspro.ImageOptions(n=2, seed=1))[0]
+    assert torch.equal(codes, again.generate_image_codes("a red circle", januspro.ImageOptions(n=2, seed=1, cfg_weight=1.5))[0])
+    assert not torch.equal(codes, default)
+    config = json.loads((saved / "processor_config.json").read_text())
+    for bad in ("high", -1, True):
+        (saved / "processor_config.json").write_text(json.dumps({**config, "cfg_weight": bad}))
+        with pytest.raises(CheckpointError, match="cfg_weight must be a number >= 0"):
+            januspro.load(saved, device="cpu")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import januspro
-from januspro.training.recipe import build_bundled
+from januspro.training.recipe import BUNDLED_CFG_WEIGHT, build_bundled
 
 
 def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
@@ -23,6 +23,7 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     janus = januspro.load(out, device="cpu")
     assert janus.dtype == torch.float32 and janus.model.gen_embed.weight.dtype == torch.float32  # bf16 on disk
     assert janus.processor.system_prompt == ""
+    assert janus.processor.cfg_weight == BUNDLED_CFG_WEIGHT  # the default guidance of its image generation
     assert janus.chat("What color is the circle?", images=[torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()],
                       options=januspro.ChatOptions(max_new_tokens=4)).tokens
     result = janus.generate_images("a red circle", januspro.ImageOptions(n=2, seed=0))
@@ -35,11 +36,13 @@ def test_shipped_model_was_made_by_the_current_recipe() -> None:
     from dataclasses import asdict
 
     from januspro.bundled import BUNDLED_DIR
-    from januspro.training.recipe import Recipe
+    from januspro.training.recipe import BUNDLED_CFG_WEIGHT, Recipe
 
     card = json.loads((BUNDLED_DIR / "training.json").read_text())
     assert card["command"] == "januspro train bundled"
     assert card["recipe"] == json.loads(json.dumps(asdict(Recipe()), default=str))
+    processor_config = json.loads((BUNDLED_DIR / "processor_config.json").read_text())
+    assert processor_config["cfg_weight"] == BUNDLED_CFG_WEIGHT  # what a rebuild writes
 
 
 def test_work_files_never_land_inside_the_package(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

@@ -41,6 +41,9 @@ class OracleJanus:
         self.broken = broken
         self.calls: list[tuple[str, object]] = []
 
+    def cfg_weight(self, options) -> float:  # noqa: ANN001
+        return 4.0 if options.cfg_weight is None else options.cfg_weight  # 4: this model's default guidance
+
     def generate_images(self, prompt: str, options) -> SimpleNamespace:  # noqa: ANN001
         self.calls.append(("generate", options))
         rng = np.random.default_rng(options.seed)
@@ -110,7 +113,8 @@ def test_a_perfect_model_scores_one() -> None:
     assert [s.name for s in u.types] == list(QUESTION_TYPES)
     assert all((s.correct, s.total) == (6, 6) for s in u.types) and u.overall == 1.0
     generate = [o for kind, o in oracle.calls if kind == "generate"]
-    assert len(generate) == 36 and all(o.n == 3 and o.cfg_weight == 3.0 and o.temperature == 1.0 for o in generate)
+    assert len(generate) == 36 and all(o.n == 3 and o.cfg_weight == 4.0 and o.temperature == 1.0 for o in generate)
+    assert g.cfg_weight == 4.0  # the model's default guidance, reported
     assert len({o.seed for o in generate}) == 36  # a seed per prompt
     chat = [o for kind, o in oracle.calls if kind == "chat"]
     assert len(chat) == 6 and all(o.temperature == 0.0 and o.max_new_tokens == 48 for o in chat)  # 42 / 8
@@ -131,6 +135,7 @@ def test_report_rendering_and_options() -> None:
     report = evaluate(OracleJanus(), EvalOptions(prompts_per_category=1, images_per_prompt=1, questions_per_type=1,
                                                  understanding=False))
     assert report.understanding is None
+    assert report.generation.cfg_weight == 4.0
     text = format_report(report)
     assert all(c in text for c in CATEGORIES) and "overall" in text and "understanding" not in text
     data = report.to_dict(details=True)
@@ -139,6 +144,10 @@ def test_report_rendering_and_options() -> None:
         EvalOptions(generation=False, understanding=False).check()
     with pytest.raises(InputError):
         EvalOptions(images_per_prompt=0).check()
+    oracle = OracleJanus()
+    report = evaluate(oracle, EvalOptions(prompts_per_category=1, images_per_prompt=1, understanding=False, cfg_weight=1.5))
+    assert report.generation.cfg_weight == 1.5 and all(o.cfg_weight == 1.5 for _, o in oracle.calls)
+    assert "cfg 1.5" in format_report(report)
 
 
 def check_report(data: dict, images: int, questions: int) -> None:

@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Text-to-image generation with classifier-free guidance. Writes OUT/0.png, OUT/1.png, ...")
     gen.add_argument("prompt", help="what to draw")
     gen.add_argument("--n", type=positive_int, default=4, help="number of images (default 4)")
-    gen.add_argument("--cfg", type=non_negative_float, default=5.0, help="classifier-free guidance weight (default 5)")
+    gen.add_argument("--cfg", type=non_negative_float, default=None,
+                     help="classifier-free guidance weight (default: the model's; 5 for the official models)")
     gen.add_argument("--out", "-o", default="out", help="output folder (default ./out)")
     gen.add_argument("--memory-budget-gb", type=float, default=None,
                      help="memory the generation may use in total; large --n runs in chunks that fit")

@@ -58,7 +58,7 @@ class ImageOptions:
     """Text-to-image options (the original's parallel_size, cfg_weight, temperature)."""
 
     n: int = 1
-    cfg_weight: float = 5.0
+    cfg_weight: float | None = None  # None: the checkpoint's default (5 for the official models)
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
@@ -69,7 +69,7 @@ class ImageOptions:
     def sampling(self) -> SamplingParams:
         if not 1 <= self.n <= self.max_images:
             raise InputError(f"n must be between 1 and {self.max_images}, got {self.n}")
-        if not self.cfg_weight >= 0:
+        if self.cfg_weight is not None and not self.cfg_weight >= 0:
             raise InputError(f"cfg_weight must be >= 0, got {self.cfg_weight}")
         if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
             raise InputError(f"memory_budget_gb must be > 0, got {self.memory_budget_gb}")
@@ -212,11 +212,15 @@ class Janus:
             raise InputError(f"a memory budget of {options.memory_budget_gb} GB does not even hold the weights")
         plan = plan_chunks(self.model, options.n, len(ids), budget)
         codes = generate_image_codes(
-            self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=options.cfg_weight,
+            self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=self.cfg_weight(options),
             params=params, seed=options.seed, chunk_size=plan.chunk_size, progress=progress,
             mode=self.image_mode, compile_step=self.compile,
         )
         return codes, len(ids), plan.chunk_size
+
+    def cfg_weight(self, options: ImageOptions) -> float:
+        """The guidance weight `options` asks for, else the checkpoint's default."""
+        return self.processor.cfg_weight if options.cfg_weight is None else options.cfg_weight
 
     def generate_images(
         self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None

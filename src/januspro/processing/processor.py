@@ -19,6 +19,15 @@ from januspro.processing.chat_format import DEFAULT_SYSTEM_PROMPT, ChatFormat, M
 from januspro.processing.image import ImageProcessor, load_image
 from januspro.processing.tokenizer import TextTokenizer
 
+# Classifier-free guidance weight of image generation when a call gives none: the official repo's
+# and transformers' 5 suits the official models; a checkpoint may name its own (`cfg_weight` in
+# processor_config.json; the bundled shapes-world model's is lower).
+DEFAULT_CFG_WEIGHT = 5.0
+
+
+def _is_cfg_weight(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+
 
 @dataclass
 class PromptIds:
@@ -49,13 +58,17 @@ class JanusProcessor:
         num_image_tokens: int,
         max_length: int,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        cfg_weight: float = DEFAULT_CFG_WEIGHT,
     ) -> None:
+        if not _is_cfg_weight(cfg_weight):
+            raise InputError(f"cfg_weight must be a number >= 0, got {cfg_weight!r}")
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_format = fmt
         self.num_image_tokens = num_image_tokens
         self.max_length = max_length
         self.system_prompt = system_prompt
+        self.cfg_weight = float(cfg_weight)  # the checkpoint's default guidance for image generation
 
     @classmethod
     def from_folder(
@@ -87,6 +100,9 @@ class JanusProcessor:
                 f"{config.num_image_tokens} patches"
             )
         system = processor_config.get("system_prompt", DEFAULT_SYSTEM_PROMPT)
+        cfg_weight = processor_config.get("cfg_weight", DEFAULT_CFG_WEIGHT)
+        if not _is_cfg_weight(cfg_weight):
+            raise CheckpointError(f"{path}: cfg_weight must be a number >= 0, got {cfg_weight!r}")
         return cls(
             TextTokenizer.from_folder(folder),
             ImageProcessor.from_folder(folder, config.vision.image_size),
@@ -94,6 +110,7 @@ class JanusProcessor:
             config.num_image_tokens,
             config.language.max_position_embeddings,
             system if isinstance(system, str) else DEFAULT_SYSTEM_PROMPT,
+            float(cfg_weight),
         )
 
     def save(self, folder: Path) -> None:
@@ -112,6 +129,7 @@ class JanusProcessor:
             "ignore_id": -100,
             "chat_format": self.chat_format.name,
             "system_prompt": self.system_prompt,
+            "cfg_weight": self.cfg_weight,
         }
         (folder / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n", encoding="utf-8")
 

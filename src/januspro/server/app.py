@@ -40,7 +40,6 @@ from januspro.server.worker import ChatPayload, ImageOutput, ImagePayload, Model
 
 FINGERPRINT = f"januspro-{januspro.__version__}"
 OPENAI_DEFAULT_TEMPERATURE = 1.0
-DEFAULT_CFG_WEIGHT = 5.0
 Body = TypeVar("Body", bound=BaseModel)
 
 
@@ -317,7 +316,7 @@ class _API:
         factor = self._image_size(body)
         seed = secrets.randbelow(2**31) if body.seed is None else body.seed
         options = ImageOptions(
-            n=body.n, cfg_weight=DEFAULT_CFG_WEIGHT if body.guidance_scale is None else body.guidance_scale,
+            n=body.n, cfg_weight=body.guidance_scale,  # None: the model's default
             temperature=1.0 if body.temperature is None else body.temperature, top_k=body.top_k, top_p=body.top_p,
             seed=seed, max_images=settings.max_images,
         )

@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="images generated and judged per prompt (default 4)")
     run_group.add_argument("--questions", type=positive_int, default=50, metavar="N",
                            help="understanding questions per question type (default 50)")
-    run_group.add_argument("--cfg", type=non_negative_float, default=3.0,
-                           help="classifier-free guidance weight for generation (default 3)")
+    run_group.add_argument("--cfg", type=non_negative_float, default=None,
+                           help="classifier-free guidance weight for generation (default: the model's; 2 for the "
+                                "bundled model, 5 for the official ones)")
     run_group.add_argument("--temperature", type=non_negative_float, default=1.0,
                            help="image token sampling temperature (default 1; answers are greedy)")
     run_group.add_argument("--batch-size", type=positive_int, default=32, help="questions per batch (default 32)")

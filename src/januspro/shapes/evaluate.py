@@ -45,7 +45,7 @@ class EvalOptions:
     prompts_per_category: int = 25
     images_per_prompt: int = 4
     questions_per_type: int = 50
-    cfg_weight: float = 3.0
+    cfg_weight: float | None = None  # None: the model's default guidance (its processor_config.json)
     temperature: float = 1.0  # image token sampling; answers are always greedy
     batch_size: int = 32  # questions per chat_batch call
     max_new_tokens: int = 48
@@ -60,7 +60,7 @@ class EvalOptions:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.generation or self.understanding):
             raise InputError("nothing to evaluate: both generation and understanding are off")
-        if not self.cfg_weight >= 0 or not self.temperature >= 0:
+        if (self.cfg_weight is not None and not self.cfg_weight >= 0) or not self.temperature >= 0:
             raise InputError("cfg_weight and temperature must be >= 0")
 
 
@@ -206,11 +206,12 @@ def evaluate_generation(janus: "Janus", options: EvalOptions = EvalOptions(), pr
     from januspro.engine import ImageOptions
 
     specs = [s for c in CATEGORIES for s in eval_prompts(c, options.prompts_per_category, options.seed)]
+    cfg_weight = janus.cfg_weight(ImageOptions(cfg_weight=options.cfg_weight))
     outcomes = []
     for index, spec in enumerate(specs):
         seed = int(np.random.SeedSequence([options.seed, 3, index]).generate_state(1)[0])
         result = janus.generate_images(spec.text, ImageOptions(
-            n=options.images_per_prompt, seed=seed, cfg_weight=options.cfg_weight, temperature=options.temperature,
+            n=options.images_per_prompt, seed=seed, cfg_weight=cfg_weight, temperature=options.temperature,
         ))
         verdicts = [judge(spec, image) for image in result.images]
         outcomes.append(PromptOutcome(spec.category, spec.text, seed, tuple(v.correct for v in verdicts),
@@ -223,7 +224,7 @@ def evaluate_generation(janus: "Janus", options: EvalOptions = EvalOptions(), pr
     )
     return GenerationReport(
         scores, float(np.mean([s.score for s in scores])), tuple(outcomes), options.images_per_prompt,
-        options.cfg_weight, options.temperature, janus.config.gen_vision.image_size,
+        cfg_weight, options.temperature, janus.config.gen_vision.image_size,
     )
 
 

@@ -182,7 +182,8 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
 
         gr.Markdown("## Text-to-Image Generation")
         with gr.Row():
-            cfg_weight = gr.Slider(minimum=1, maximum=10, value=5, step=0.5, label="CFG Weight", elem_id="cfg")
+            cfg_weight = gr.Slider(minimum=1, maximum=10, value=janus.processor.cfg_weight, step=0.5, label="CFG Weight",
+                                   elem_id="cfg")  # the model's default (5 for the official models)
             t2i_temperature = gr.Slider(minimum=0, maximum=1, value=1.0, step=0.05, label="temperature",
                                         elem_id="t2i-temperature")
         prompt_input = gr.Textbox(label="Prompt (more detail helps produce better images)", elem_id="prompt")
