@@ -382,3 +382,15 @@ def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
     with pytest.raises(ValueError, match="positive phrase"):
         train_siglip(vit, pixels, phrases, [[0]] * 31 + [[]], model.config.language.vocab_size,
                      ComponentTrainConfig(steps=1), progress=False)
+
+
+def test_weight_averages_of_other_parameters_are_refused() -> None:
+    from januspro.errors import CheckpointError
+    from januspro.training.ema import WeightAverage
+
+    average = WeightAverage({"w": torch.nn.Parameter(torch.zeros(2))}, 0.9)
+    with pytest.raises(CheckpointError, match="do not match the parameters"):
+        average.load_state_dict({"v": torch.zeros(2)})
+    average.load_state_dict({"w": torch.ones(2)})
+    average.copy_to_params()
+    assert torch.equal(average.params["w"].detach(), torch.ones(2))

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from januspro.errors import CheckpointError
+
 
 class WeightAverage:
     def __init__(self, params: dict[str, nn.Parameter], decay: float) -> None:
@@ -53,8 +55,8 @@ class WeightAverage:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing, unexpected = set(self.averages) - set(state), set(state) - set(self.averages)
         if missing or unexpected:
-            raise ValueError(f"weight averages do not match the trained parameters (missing {sorted(missing)[:3]}, "
-                             f"unexpected {sorted(unexpected)[:3]})")
+            raise CheckpointError(f"the checkpoint's weight averages do not match the parameters this stage trains "
+                                  f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
         for name, average in self.averages.items():
             average.copy_(_like(state[name], average))
 
