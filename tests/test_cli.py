@@ -64,7 +64,7 @@ def test_generate_writes_numbered_pngs(capsys, tiny_checkpoint: Path, tmp_path: 
 def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
     code, out, _ = run(capsys, "info", "--model", str(tiny_checkpoint))
     assert code == 0
-    for word in ("parameters", "language model", "SigLIP", "codebook", "official layout", "float32", "cpu"):
+    for word in ("parameters", "language model", "SigLIP", "codebook", "official layout", "float32", "cpu", "default cfg 5"):
         assert word in out
 
 

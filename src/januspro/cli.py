@@ -172,7 +172,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("  understanding", f"{count(model.vision_model)} + aligner {count(model.aligner)}: SigLIP {vis.layers} layers, width {vis.width}, "
                             f"{vis.image_size}px / patch {vis.patch_size} = {config.num_image_tokens} tokens per image"),
         ("  generation", f"VQ {count(model.gen_vision_model)} + head {count(model.gen_head)} + aligner {count(model.gen_aligner)}: "
-                         f"codebook {vq.codebook_size}x{vq.codebook_embed_dim}, {vq.image_size}px = {config.num_gen_tokens} tokens per image"),
+                         f"codebook {vq.codebook_size}x{vq.codebook_embed_dim}, {vq.image_size}px = {config.num_gen_tokens} tokens per image, "
+                         f"default cfg {janus.processor.cfg_weight:g}"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
