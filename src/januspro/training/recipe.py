@@ -73,7 +73,8 @@ def _default_stages() -> tuple[StageConfig, ...]:
         # 0.663 / 0.227 against 0.629 / 0.187): generation gains, understanding is the same within noise. Replicates
         # with seed 1: 0.674 / 0.210 (seed 4242: 0.686 / 0.220); seed 2: 0.694 / 0.235 (0.706 / 0.198).
         # 4,250 stage-2 steps (seed 0, 25 min 7 s in all on the Xeon): generation 0.267 / 0.250 against 0.298 / 0.265 at
-        # cfg 2, understanding 0.749 / 0.743 against 0.726 / 0.703; not both better, so 3,400 stay.
+        # cfg 2, understanding 0.749 / 0.743 against 0.726 / 0.703; not both better, so 3,400 stay. uncond_prob 0.2 in
+        # stages 2 and 3 (stages only, on the shipped encoders): 0.217 / 0.208 and 0.660 / 0.671.
         preset_stage("stage2", steps=3400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
                      mix={"understanding": 4.0, "text": 1.0, "t2i": 5.0}),
         # Stage 3 with understanding 3 : text 1 : t2i 6 instead of the preset's 5 : 1 : 4 (stages only, on the shipped
