@@ -41,8 +41,8 @@ class OracleJanus:
         self.broken = broken
         self.calls: list[tuple[str, object]] = []
 
-    def cfg_weight(self, options) -> float:  # noqa: ANN001
-        return 4.0 if options.cfg_weight is None else options.cfg_weight  # 4: this model's default guidance
+    def cfg_weight(self, requested: float | None) -> float:
+        return 4.0 if requested is None else requested  # 4: this model's default guidance
 
     def generate_images(self, prompt: str, options) -> SimpleNamespace:  # noqa: ANN001
         self.calls.append(("generate", options))

@@ -212,15 +212,15 @@ class Janus:
             raise InputError(f"a memory budget of {options.memory_budget_gb} GB does not even hold the weights")
         plan = plan_chunks(self.model, options.n, len(ids), budget)
         codes = generate_image_codes(
-            self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=self.cfg_weight(options),
+            self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=self.cfg_weight(options.cfg_weight),
             params=params, seed=options.seed, chunk_size=plan.chunk_size, progress=progress,
             mode=self.image_mode, compile_step=self.compile,
         )
         return codes, len(ids), plan.chunk_size
 
-    def cfg_weight(self, options: ImageOptions) -> float:
-        """The guidance weight `options` asks for, else the checkpoint's default."""
-        return self.processor.cfg_weight if options.cfg_weight is None else options.cfg_weight
+    def cfg_weight(self, requested: float | None) -> float:
+        """The guidance weight a call asks for, else (None) the checkpoint's default."""
+        return self.processor.cfg_weight if requested is None else requested
 
     def generate_images(
         self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None

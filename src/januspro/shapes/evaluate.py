@@ -206,7 +206,7 @@ def evaluate_generation(janus: "Janus", options: EvalOptions = EvalOptions(), pr
     from januspro.engine import ImageOptions
 
     specs = [s for c in CATEGORIES for s in eval_prompts(c, options.prompts_per_category, options.seed)]
-    cfg_weight = janus.cfg_weight(ImageOptions(cfg_weight=options.cfg_weight))
+    cfg_weight = janus.cfg_weight(options.cfg_weight)
     outcomes = []
     for index, spec in enumerate(specs):
         seed = int(np.random.SeedSequence([options.seed, 3, index]).generate_state(1)[0])
