@@ -59,6 +59,9 @@ def test_generate_writes_numbered_pngs(capsys, tiny_checkpoint: Path, tmp_path: 
                        "--out", str(tmp_path / "up"), "--quiet")
     assert code == 0 and Image.open(tmp_path / "up" / "0.png").size == (2 * size[0], 2 * size[1])
     assert "Lanczos" in err
+    code, out, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "a red circle", "--n", "2", "--candidates", "3",
+                       "--out", str(tmp_path / "ranked"), "--quiet")
+    assert code == 0 and len(out.split()) == 2 and sorted(p.name for p in (tmp_path / "ranked").iterdir()) == ["0.png", "1.png"]
 
 
 def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
@@ -72,6 +75,7 @@ def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
     (["chat", "--model", "/no/such/folder", "hi"], "model folder '/no/such/folder' does not exist"),
     (["chat", "--image", "/no/such.png", "hi"], "image '/no/such.png': no such file"),
     (["generate", "x", "--n", "0"], "argument --n: must be >= 1"),
+    (["generate", "x", "--candidates", "0"], "argument --candidates: must be >= 1"),
     (["generate", "x", "--n", "two"], "argument --n: must be a whole number, got 'two'"),
     (["eval", "shapes", "--cfg", "high"], "argument --cfg: must be a number, got 'high'"),
     (["serve", "--port", "70000"], "argument --port: must be a port number (1-65535), got 70000"),

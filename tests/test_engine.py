@@ -95,6 +95,34 @@ def test_image_generation_is_deterministic_and_chunking_changes_nothing(tiny_jan
     assert planned.chunk_size < 5 and torch.equal(planned.codes, result.codes)
 
 
+def test_ranked_generation_keeps_the_samples_the_model_describes_best(tiny_janus) -> None:
+    """candidates = K draws n x K images (the same as asking for n x K) and returns the n with the
+    highest description scores, best first; each score is log P(prompt | image) under the describe
+    question, which the KV-cached text decoder, fed the answer token by token, reproduces."""
+    prompt = "a red circle"
+    ranked = tiny_janus.generate_images(prompt, ImageOptions(n=2, seed=3, cfg_weight=4.0, candidates=3))
+    drawn = tiny_janus.generate_images(prompt, ImageOptions(n=6, seed=3, cfg_weight=4.0))
+    scores = tiny_janus.description_scores(drawn.images, prompt)
+    assert scores.shape == (6,) and len(set(scores.tolist())) == 6  # the random model tells them apart
+    best = torch.argsort(scores, descending=True)[:2]
+    assert torch.equal(ranked.codes, drawn.codes[best]) and len(ranked.images) == 2
+    assert list(ranked.scores) == pytest.approx(scores[best].tolist()) and ranked.scores[0] >= ranked.scores[1]
+    assert drawn.scores == ()
+    torch.testing.assert_close(tiny_janus.description_scores(drawn.images, prompt, batch_size=4), scores)
+
+    processor, model = tiny_janus.processor, tiny_janus.model
+    question = Message("user", "<image_placeholder>\nDescribe the image.", (drawn.images[4],))
+    batch = processor.batch([processor.conversation([question])])
+    answer = processor.answer_ids(prompt)
+    decoder = TextDecoder(model, 1, batch.input_ids.shape[1] + len(answer))
+    logits = decoder.extend(tiny_janus._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values))
+    total = 0.0
+    for token in answer:
+        total += float(logits.float().log_softmax(-1)[0, token])
+        logits = decoder.step(torch.tensor([token]))
+    assert total == pytest.approx(float(scores[4]), abs=1e-3)
+
+
 @pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=5, top_p=0.8), SamplingParams(0.0)])
 def test_static_decode_steps_draw_the_same_tokens_as_eager(tiny_janus, params) -> None:
     model, processor = tiny_janus.model, tiny_janus.processor
@@ -137,6 +165,12 @@ def test_cuda_graph_paths_match_eager_on_gpu(tiny_checkpoint) -> None:
 def test_invalid_options_and_inputs_are_clear_errors(tiny_janus, rgb_image) -> None:
     with pytest.raises(InputError, match="n must be between 1"):
         tiny_janus.generate_images("x", ImageOptions(n=0))
+    with pytest.raises(InputError, match="candidates must be >= 1"):
+        tiny_janus.generate_images("x", ImageOptions(candidates=0))
+    with pytest.raises(InputError, match="n x candidates at most 256"):
+        tiny_janus.generate_images("x", ImageOptions(n=64, candidates=5))
+    with pytest.raises(InputError, match="empty"):
+        tiny_janus.description_scores([rgb_image], " ")
     with pytest.raises(InputError, match="temperature"):
         tiny_janus.chat("x", options=ChatOptions(temperature=-1))
     with pytest.raises(InputError, match="top_p"):

@@ -204,6 +204,11 @@ def test_image_generation_equals_the_engine(server: LiveServer, janus: januspro.
         assert array.shape == (32, 32, 3)
         assert np.array_equal(array, np.asarray(image))
     assert response.usage.output_tokens == 2 * janus.config.num_gen_tokens
+    # Ranked: each image the model's pick of 2 samples, as the engine ranks them; all 4 samples count as output.
+    body = server.post("/v1/images/generations", {"prompt": "a red circle", "n": 2, "seed": 3, "candidates": 2}).json()
+    ranked = janus.generate_images("a red circle", ImageOptions(n=2, seed=3, candidates=2)).images
+    assert all(np.array_equal(decode_png(d["b64_json"]), np.asarray(b)) for d, b in zip(body["data"], ranked))
+    assert body["usage"]["output_tokens"] == 4 * janus.config.num_gen_tokens
 
 
 def test_image_generation_without_guidance_uses_the_models_default(server: LiveServer, janus: januspro.Janus) -> None:
@@ -280,6 +285,8 @@ def _bad_cases() -> list[tuple[str, str, Any, int, str]]:
          "too_large"),
         ("too many images to draw", images, {"prompt": "a red circle", "n": 5}, 400, "invalid_value"),
         ("zero images", images, {"prompt": "a red circle", "n": 0}, 400, "invalid_value"),
+        ("too many candidates", images, {"prompt": "a red circle", "n": 2, "candidates": 3}, 400, "invalid_value"),
+        ("zero candidates", images, {"prompt": "a red circle", "candidates": 0}, 400, "invalid_value"),
         ("bad size", images, {"prompt": "a red circle", "size": "1024x1024"}, 400, "invalid_size"),
         ("size vs upscale", images, {"prompt": "a red circle", "size": "32x32", "upscale": 2}, 400, "invalid_size"),
         ("url format", images, {"prompt": "a red circle", "response_format": "url"}, 400, "unsupported_parameter"),

@@ -148,6 +148,12 @@ def test_report_rendering_and_options() -> None:
     report = evaluate(oracle, EvalOptions(prompts_per_category=1, images_per_prompt=1, understanding=False, cfg_weight=1.5))
     assert report.generation.cfg_weight == 1.5 and all(o.cfg_weight == 1.5 for _, o in oracle.calls)
     assert "cfg 1.5" in format_report(report)
+    oracle = OracleJanus()
+    report = evaluate(oracle, EvalOptions(prompts_per_category=1, images_per_prompt=1, understanding=False, candidates=3))
+    assert all(o.candidates == 3 for _, o in oracle.calls) and report.generation.candidates == 3
+    assert "each the model's pick of 3 samples" in format_report(report) and report.to_dict()["generation"]["candidates"] == 3
+    with pytest.raises(InputError, match="candidates"):
+        EvalOptions(candidates=0).check()
 
 
 def check_report(data: dict, images: int, questions: int) -> None:

@@ -111,7 +111,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     options = ImageOptions(
         n=args.n, cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        seed=args.seed, memory_budget_gb=args.memory_budget_gb,
+        seed=args.seed, memory_budget_gb=args.memory_budget_gb, candidates=args.candidates,
     )
     options.sampling()
     out = Path(args.out)
@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=positive_int, default=4, help="number of images (default 4)")
     gen.add_argument("--cfg", type=non_negative_float, default=None,
                      help="classifier-free guidance weight (default: the model's; 5 for the official models)")
+    gen.add_argument("--candidates", type=positive_int, default=1, metavar="K",
+                     help="draw K samples per image and keep the ones the model itself finds the prompt describes "
+                          "best (K times the time; default 1)")
     gen.add_argument("--out", "-o", default="out", help="output folder (default ./out)")
     gen.add_argument("--memory-budget-gb", type=float, default=None,
                      help="memory the generation may use in total; large --n runs in chunks that fit")

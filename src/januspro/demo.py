@@ -27,15 +27,19 @@ def run_demo(out: Path, device: str | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     prompts = ["a red circle to the left of a blue square", "three green triangles", "a large yellow square in the top left"]
+    # Each image is the model's own pick of 8 samples (ImageOptions.candidates): on ShapesEval that lifts the
+    # bundled model's generation from 0.298 / 0.265 to 0.330 / 0.323 (README), for well under a second here.
+    candidates = 8
     for index, prompt in enumerate(prompts):
         start = time.perf_counter()
-        result = janus.generate_images(prompt, januspro.ImageOptions(n=4, seed=index))
+        result = janus.generate_images(prompt, januspro.ImageOptions(n=4, seed=index, candidates=candidates))
         paths = []
         for k, image in enumerate(result.images):
             path = out / f"gen{index}_{k}.png"
             image.save(path)
             paths.append(str(path))
-        print(f"generate: {prompt!r} -> {len(paths)} images in {time.perf_counter() - start:.1f}s: {', '.join(paths)}")
+        print(f"generate: {prompt!r} -> {len(paths)} images (best of {len(paths) * candidates}) in "
+              f"{time.perf_counter() - start:.1f}s: {', '.join(paths)}")
 
     scene = out / "gen0_0.png"
     for question in ["Describe the image.", "How many shapes are there?", "What color is the circle?"]:

@@ -11,7 +11,7 @@ The CLI, the HTTP server and the web app are thin adapters over this class.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -34,6 +34,9 @@ from januspro.processing.processor import JanusProcessor, PromptIds
 from januspro.processing.tokenizer import StreamDecoder
 
 log = logging.getLogger(__name__)
+
+# What `Janus.description_scores` asks of each image (the shapes world's describe question).
+RANKING_QUESTION = "Describe the image."
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,17 @@ class ImageOptions:
     seed: int = 0
     memory_budget_gb: float | None = None  # None: what the device has free
     max_images: int = 256
+    # Samples drawn per returned image. Above 1 the model ranks its own samples: it reads each one back
+    # (understanding pathway) and keeps the n under which the prompt is the likeliest description of the
+    # image, best first. It costs that many times the generation time.
+    candidates: int = 1
 
     def sampling(self) -> SamplingParams:
         if not 1 <= self.n <= self.max_images:
             raise InputError(f"n must be between 1 and {self.max_images}, got {self.n}")
+        if not 1 <= self.candidates or self.n * self.candidates > self.max_images:
+            raise InputError(f"candidates must be >= 1 with n x candidates at most {self.max_images}, "
+                             f"got {self.candidates} for n = {self.n}")
         if self.cfg_weight is not None and not self.cfg_weight >= 0:
             raise InputError(f"cfg_weight must be >= 0, got {self.cfg_weight}")
         if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
@@ -90,6 +100,8 @@ class ImageResult:
     codes: torch.Tensor = field(repr=False)  # [n, num_gen_tokens] VQ codes, on the CPU
     prompt_tokens: int = 0
     chunk_size: int = 0
+    # With candidates > 1: per returned image, log P(prompt | image) by the model's understanding, descending.
+    scores: tuple[float, ...] = ()
 
 
 def _as_messages(conversation: str | Message | Sequence[Message], images: Sequence[ImageSource]) -> list[Message]:
@@ -225,10 +237,42 @@ class Janus:
     def generate_images(
         self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None
     ) -> ImageResult:
-        """`options.n` images for `prompt`, the same ones every time for the same seed."""
-        codes, prompt_tokens, chunk = self.generate_image_codes(prompt, options, progress)
-        pixels = decode_images(self.model, codes)
-        return ImageResult(pixels_to_pil(pixels), codes.cpu(), prompt_tokens, chunk)
+        """`options.n` images for `prompt`, the same ones every time for the same seed. With
+        `options.candidates` = K > 1, n x K are drawn and the n the model itself ranks best
+        (`description_scores`) are returned, best first."""
+        options.sampling()
+        drawn = replace(options, n=options.n * options.candidates, candidates=1)
+        codes, prompt_tokens, chunk = self.generate_image_codes(prompt, drawn, progress)
+        images = pixels_to_pil(decode_images(self.model, codes))
+        if options.candidates == 1:
+            return ImageResult(images, codes.cpu(), prompt_tokens, chunk)
+        scores = self.description_scores(images, prompt)
+        best = torch.argsort(scores, descending=True, stable=True)[: options.n]
+        return ImageResult([images[i] for i in best.tolist()], codes.cpu()[best], prompt_tokens, chunk,
+                           tuple(scores[best].tolist()))
+
+    @torch.inference_mode()
+    def description_scores(self, images: Sequence[ImageSource], text: str, batch_size: int = 16) -> torch.Tensor:
+        """[len(images)] log-probability, summed over its tokens, that the model answers `text` when
+        asked to describe each image (`RANKING_QUESTION`, the default system prompt). Higher: the
+        model's understanding finds `text` fits that image better. Ranks generated samples."""
+        if not text.strip():
+            raise InputError("the text to score is empty")
+        special = self.processor.tokenizer.special
+        question = Message("user", f"<image_placeholder>\n{RANKING_QUESTION}", (images[0],) if images else ())
+        prompt = self.processor.conversation([question]).ids
+        ids = prompt + self.processor.answer_ids(text)
+        self.processor.check_length(len(ids))
+        out = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            rows = torch.tensor(ids, device=self.device).expand(len(chunk), -1)  # [b, T]
+            embeds = self._prompt_embeds(rows, rows == special.image, self.processor.pixel_values(chunk))
+            positions = torch.arange(len(ids), device=self.device).expand(len(chunk), -1)
+            hidden = self.model.hidden_states(embeds, positions)[:, len(prompt) - 1:-1]  # [b, answer, hidden]
+            logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, answer, vocab]
+            out.append(logprobs.gather(-1, rows[:, len(prompt):, None])[..., 0].sum(-1).cpu())
+        return torch.cat(out) if out else torch.zeros(0)
 
     def save(self, folder: str | Path, dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> Path:
         """Write a complete checkpoint folder in the official layout (config.json,

@@ -167,6 +167,10 @@ class JanusProcessor:
         text = self.chat_format.next_turn(message)
         return PromptIds(self.encode_text(text, add_bos=False), list(message.images), text)
 
+    def answer_ids(self, answer: str) -> list[int]:
+        """An assistant's answer as it follows the prompt: a space, the text, end of turn."""
+        return self.tokenizer.encode(" " + answer.strip(), add_bos=False) + [self.tokenizer.special.eos]
+
     def generation_prompt(self, prompt: str) -> list[int]:
         """Text-to-image prompt ids, ending with `<begin_of_image>` (no system prompt)."""
         if not prompt.strip():

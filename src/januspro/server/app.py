@@ -313,12 +313,15 @@ class _API:
                               "prompt")
         if body.n > settings.max_images:
             raise bad_request(f"n must be between 1 and {settings.max_images}, got {body.n}", "n")
+        if body.n * body.candidates > settings.max_images:
+            raise bad_request(f"n x candidates must be at most {settings.max_images}, got {body.n} x {body.candidates}",
+                              "candidates")
         factor = self._image_size(body)
         seed = secrets.randbelow(2**31) if body.seed is None else body.seed
         options = ImageOptions(
             n=body.n, cfg_weight=body.guidance_scale,  # None: the model's default
             temperature=1.0 if body.temperature is None else body.temperature, top_k=body.top_k, top_p=body.top_p,
-            seed=seed, max_images=settings.max_images,
+            seed=seed, max_images=settings.max_images, candidates=body.candidates,
         )
         try:
             options.sampling()
@@ -332,7 +335,8 @@ class _API:
         fmt = body.output_format or "png"
         encoded = await run_in_threadpool(_encode_images, output.images, fmt, body.output_compression)
         side = self.native_size * factor
-        prompt_tokens, output_tokens = output.result.prompt_tokens, body.n * self.janus.config.num_gen_tokens
+        prompt_tokens, output_tokens = (output.result.prompt_tokens,
+                                        body.n * body.candidates * self.janus.config.num_gen_tokens)
         return {
             "created": int(time.time()),
             "data": [{"b64_json": data, "revised_prompt": None} for data in encoded],

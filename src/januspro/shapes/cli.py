@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "bundled model, 5 for the official ones)")
     run_group.add_argument("--temperature", type=non_negative_float, default=1.0,
                            help="image token sampling temperature (default 1; answers are greedy)")
+    run_group.add_argument("--candidates", type=positive_int, default=1, metavar="K",
+                           help="samples drawn per judged image; the model ranks them by how well it finds the "
+                                "prompt describes each and keeps the best (default 1: no ranking)")
     run_group.add_argument("--batch-size", type=positive_int, default=32, help="questions per batch (default 32)")
     skip = run_group.add_mutually_exclusive_group()
     skip.add_argument("--skip-generation", action="store_true", help="only evaluate understanding")
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     options = EvalOptions(
         seed=args.seed, prompts_per_category=args.prompts, images_per_prompt=args.images_per_prompt,
         questions_per_type=args.questions, cfg_weight=args.cfg, temperature=args.temperature,
-        batch_size=args.batch_size, generation=not args.skip_generation, understanding=not args.skip_understanding,
+        candidates=args.candidates, batch_size=args.batch_size, generation=not args.skip_generation, understanding=not args.skip_understanding,
     )
     options.check()
     janus = load_from_args(args)

@@ -47,6 +47,7 @@ class EvalOptions:
     questions_per_type: int = 50
     cfg_weight: float | None = None  # None: the model's default guidance (its processor_config.json)
     temperature: float = 1.0  # image token sampling; answers are always greedy
+    candidates: int = 1  # samples per judged image, ranked by the model itself (ImageOptions.candidates)
     batch_size: int = 32  # questions per chat_batch call
     max_new_tokens: int = 48
     generation: bool = True
@@ -55,7 +56,8 @@ class EvalOptions:
     def check(self) -> None:
         if self.seed < 0:
             raise InputError(f"seed must be >= 0, got {self.seed}")
-        for name in ("prompts_per_category", "images_per_prompt", "questions_per_type", "batch_size", "max_new_tokens"):
+        for name in ("prompts_per_category", "images_per_prompt", "questions_per_type", "candidates", "batch_size",
+                     "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.generation or self.understanding):
@@ -143,6 +145,7 @@ class GenerationReport:
     cfg_weight: float
     temperature: float
     native_size: int  # the model's output size; judged after resizing to 64 (see judge.py)
+    candidates: int = 1  # samples drawn per judged image, the best kept by the model's own ranking
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ class ShapesEvalReport:
                 "overall": g.overall,
                 "categories": {s.name: {"score": s.score, "correct": s.correct, "images": s.total} for s in g.categories},
                 "images_per_prompt": g.images_per_prompt, "cfg_weight": g.cfg_weight,
-                "temperature": g.temperature, "native_size": g.native_size,
+                "temperature": g.temperature, "native_size": g.native_size, "candidates": g.candidates,
             }
             if details:
                 out["generation"]["prompts"] = [
@@ -212,6 +215,7 @@ def evaluate_generation(janus: "Janus", options: EvalOptions = EvalOptions(), pr
         seed = int(np.random.SeedSequence([options.seed, 3, index]).generate_state(1)[0])
         result = janus.generate_images(spec.text, ImageOptions(
             n=options.images_per_prompt, seed=seed, cfg_weight=cfg_weight, temperature=options.temperature,
+            candidates=options.candidates,
         ))
         verdicts = [judge(spec, image) for image in result.images]
         outcomes.append(PromptOutcome(spec.category, spec.text, seed, tuple(v.correct for v in verdicts),
@@ -224,7 +228,7 @@ def evaluate_generation(janus: "Janus", options: EvalOptions = EvalOptions(), pr
     )
     return GenerationReport(
         scores, float(np.mean([s.score for s in scores])), tuple(outcomes), options.images_per_prompt,
-        cfg_weight, options.temperature, janus.config.gen_vision.image_size,
+        cfg_weight, options.temperature, janus.config.gen_vision.image_size, options.candidates,
     )
 
 
@@ -268,8 +272,9 @@ def format_report(report: ShapesEvalReport) -> str:
     g = report.generation
     if g is not None:
         size = f", judged at {IMAGE_SIZE} px from {g.native_size} px" if g.native_size != IMAGE_SIZE else ""
+        ranked = f", each the model's pick of {g.candidates} samples" if g.candidates > 1 else ""
         lines += ["", f"generation ({g.images_per_prompt} images per prompt, cfg {g.cfg_weight:g}, "
-                      f"temperature {g.temperature:g}{size})",
+                      f"temperature {g.temperature:g}{ranked}{size})",
                   f"  {'category':<20}{'prompts':>8}{'images':>8}{'correct':>9}{'score':>8}"]
         for s in g.categories:
             lines.append(f"  {s.name:<20}{s.total // g.images_per_prompt:>8}{s.total:>8}{s.correct:>9}{s.score:>8.3f}")

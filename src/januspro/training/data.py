@@ -195,7 +195,7 @@ class SequenceEncoder:
                 prompt = processor.conversation([message], self.system).ids
             else:
                 prompt = processor.continuation(message).ids
-            answer_ids = processor.tokenizer.encode(" " + answer.strip(), add_bos=False) + [self.special.eos]
+            answer_ids = processor.answer_ids(answer)
             ids += prompt + answer_ids
             learn += [not self.mask_prompt] * len(prompt) + [True] * len(answer_ids)
         # Position t predicts token t+1; a token is a target when it is learned (image
