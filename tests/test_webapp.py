@@ -21,7 +21,7 @@ gr = pytest.importorskip("gradio")
 
 import januspro  # noqa: E402
 from januspro import ImageOptions  # noqa: E402
-from januspro.webapp.app import WebSettings, build_app, chat_options, image_key, launch_kwargs  # noqa: E402
+from januspro.webapp.app import WebSettings, build_app, chat_options, image_key, image_options, launch_kwargs  # noqa: E402
 from januspro.webapp.examples import UNDERSTANDING, draw_scene  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -172,6 +172,10 @@ def test_slider_values_map_to_engine_options() -> None:
     greedy = chat_options(3, 0.0, 0.5, 16)
     assert greedy.top_k == 1 and greedy.top_p is None and greedy.seed == 3
     assert chat_options(3, 0.95, 0.1, 16).top_p == 0.95
+    options = image_options(None, 2.5, 1.0, 4.0, 8.0, 64)
+    assert options == ImageOptions(n=4, cfg_weight=2.5, temperature=1.0, seed=0, max_images=64, candidates=8)
+    with pytest.raises(januspro.InputError, match="candidates"):
+        image_options(1, 2.5, 1.0, 16, 8, 64).sampling()  # 128 samples: more than the page allows
 
 
 def test_image_key_follows_the_pixels() -> None:

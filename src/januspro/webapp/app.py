@@ -81,6 +81,14 @@ def chat_options(seed: float | None, top_p: float, temperature: float, max_new_t
                        seed=int(seed or 0))
 
 
+def image_options(seed: float | None, cfg_weight: float, temperature: float, count: float, candidates: float,
+                  max_images: int) -> ImageOptions:
+    """The demo's generation controls as engine options; candidates > 1: each image is the model's
+    own pick of that many samples."""
+    return ImageOptions(n=int(count), cfg_weight=float(cfg_weight), temperature=float(temperature),
+                        seed=int(seed or 0), max_images=max_images, candidates=int(candidates))
+
+
 def upscaler_note(weights: str | None) -> str:
     """What the upscale switch will use, for its label."""
     try:
@@ -133,12 +141,11 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
         return [], state, ""
 
     def generate(prompt: str, seed: float | None, cfg_weight: float, temperature: float, count: float,
-                 upscale: bool, progress: gr.Progress = gr.Progress()) -> tuple[list[Image.Image], str]:
+                 candidates: float, upscale: bool, progress: gr.Progress = gr.Progress()) -> tuple[list[Image.Image], str]:
         prompt = (prompt or "").strip()
         if not prompt:
             raise gr.Error("Type a prompt first.")
-        options = ImageOptions(n=int(count), cfg_weight=float(cfg_weight), temperature=float(temperature),
-                               seed=int(seed or 0), max_images=settings.max_images)
+        options = image_options(seed, cfg_weight, temperature, count, candidates, settings.max_images)
         start = time.perf_counter()
         progress(0, desc="Generating")
         try:
@@ -147,6 +154,8 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
             images = result.images
             size = images[0].size
             note = f"{len(images)} image{'s' * (len(images) > 1)} of {size[0]}x{size[1]}"
+            if options.candidates > 1:
+                note += f", the model's best of {options.n * options.candidates} samples"
             if upscale:
                 progress(1.0, desc="Upscaling")
                 images, method = upscale_images(images, 2, weights=settings.upscale_weights, device=janus.device)
@@ -191,6 +200,8 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
             t2i_seed = gr.Number(label="Seed", precision=0, value=12345, elem_id="t2i-seed")
             count = gr.Slider(minimum=1, maximum=settings.max_images, value=min(settings.default_images, settings.max_images),
                               step=1, label="Number of images", elem_id="count")
+            candidates = gr.Slider(minimum=1, maximum=16, value=1, step=1, label="Samples per image (the model keeps its best)",
+                                   elem_id="candidates")
             upscale = gr.Checkbox(label="Upscale 2x", value=False, elem_id="upscale",
                                   info=upscaler_note(settings.upscale_weights))
         generate_button = gr.Button("Generate Images", variant="primary", elem_id="generate-button")
@@ -207,7 +218,7 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
         clear_button.click(clear, [state], chat_outputs, api_visibility="private", queue=False)
         # A new image starts a new conversation (the chat handler sees the empty history).
         image_input.change(lambda: [], None, chatbot, api_visibility="private", queue=False)
-        t2i_inputs = [prompt_input, t2i_seed, cfg_weight, t2i_temperature, count, upscale]
+        t2i_inputs = [prompt_input, t2i_seed, cfg_weight, t2i_temperature, count, candidates, upscale]
         generate_button.click(generate, t2i_inputs, [gallery, status], api_name="generate", **model_event)
         prompt_input.submit(generate, t2i_inputs, [gallery, status], api_visibility="private", **model_event)
     return demo
