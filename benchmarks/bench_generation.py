@@ -29,6 +29,7 @@ import json
 import os
 import statistics
 import sys
+import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -301,9 +302,12 @@ def image_rows(b: Bench, engines: Sequence[str], ns: Sequence[int], schedule: Sc
                 call = functools.partial(IMAGE_ENGINES[name], b, n)
                 times, runs, (peak, extra) = repeat_run(call, b.device, *schedule.runs(name))
             except Exception as exc:  # noqa: BLE001 - report the case and go on with the others
+                log(f"image N={n} {name} FAILED:\n{traceback.format_exc()}")
                 yield failed_row("image", f"N={n}", name, exc, b.device)
                 continue
             seconds = statistics.median(times)
+            log(f"image N={n} {name}: {seconds:.3f} s (runs {', '.join(f'{t:.3f}' for t in times)}), "
+                f"peak {'n/a' if peak is None else f'{peak / 2**20:,.0f} MiB'}")
             note = runs[-1].note
             codes_by_engine[name] = runs[-1].codes
             if name == "januspro-budget" and "januspro" in codes_by_engine:
@@ -325,9 +329,12 @@ def text_rows(b: Bench, engines: Sequence[str], batches: Sequence[int], schedule
                 call = functools.partial(TEXT_ENGINES[name], b, batch)
                 _, runs, memory = repeat_run(call, b.device, *schedule.runs(name))
             except Exception as exc:  # noqa: BLE001 - report the case and go on with the others
+                log(f"understand B={batch} {name} FAILED:\n{traceback.format_exc()}")
                 yield failed_row("understand-ttft", f"B={batch}", name, exc, b.device)
                 continue
             measured[name] = runs, memory
+            log(f"understand B={batch} {name}: first token {statistics.median(r.ttft for r in runs):.3f} s, "
+                f"decode {statistics.median(r.decode for r in runs):.3f} s for {b.new_tokens} tokens")
         reference = measured["transformers"][0][-1].tokens if "transformers" in measured else None
         for name, (runs, (peak, extra)) in measured.items():
             ttft = statistics.median(r.ttft for r in runs)
