@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_support import (  # noqa: E402
     BASELINES, ModelPair, Row, add_speedups, build_pair, clock, device_name, failed_row, format_table, full_grid,
-    repeat_run, targets, with_gen_tokens,
+    repeat_run, reshare_fused_weights, targets, with_gen_tokens,
 )
 
 import transformers  # noqa: E402
@@ -120,6 +120,7 @@ def int8_model(b: Bench) -> torch.nn.Module:
     if key not in _INT8_MODELS:
         model = copy.deepcopy(b.pair.model)
         unpack_linear_layers(model)  # quantise the float weights, then pack what stays float
+        model.language_model.model.unfuse_weights()
         quantize_model(model, "int8")
         prepare_for_inference(model, b.device)
         _INT8_MODELS[key] = model
@@ -206,6 +207,8 @@ IMAGE_ENGINES: dict[str, ImageEngine] = {
     "januspro": januspro_images,
     "januspro-int8": januspro_int8_images,
     "januspro-budget": januspro_budget_images,
+    # the decode step compiled by torch.compile (fusing its small kernels) before graph capture
+    "januspro-compiled": functools.partial(januspro_images, compile_step=True),
     "transformers": transformers_images,
     "original-loop": original_loop_images,
 }
@@ -214,14 +217,14 @@ IMAGE_ENGINES: dict[str, ImageEngine] = {
 # ---------------------------------------------------------------------------- text engines
 
 
-def januspro_text(b: Bench, batch: int, model: torch.nn.Module | None = None) -> TextRun:
+def januspro_text(b: Bench, batch: int, model: torch.nn.Module | None = None, compile: bool = False) -> TextRun:
     """Image encoding + prefill into a static cache, then greedy `decode_tokens`."""
     model, image_id = model or b.pair.model, b.pair.ids.image
     ids = torch.tensor([b.und_prompt] * batch, device=b.device)
     pixels = b.pixels(batch)
     start = clock(b.device)
     embeds = model.embed_prompt(ids, ids == image_id, model.encode_images(pixels))
-    decoder = TextDecoder(model, batch, ids.shape[1] + b.new_tokens + 1)
+    decoder = TextDecoder(model, batch, ids.shape[1] + b.new_tokens + 1, compile=compile)
     logits = decoder.extend(embeds)
     steps = decode_tokens(decoder, logits, SamplingParams(temperature=0), [b.seed] * batch, b.new_tokens + 1, [])
     generated = [next(steps)]  # the host has the first tokens
@@ -270,6 +273,7 @@ TextEngine = Callable[[Bench, int], TextRun]
 TEXT_ENGINES: dict[str, TextEngine] = {
     "januspro": januspro_text,
     "januspro-int8": januspro_int8_text,
+    "januspro-compiled": functools.partial(januspro_text, compile=True),
     "transformers": transformers_text,
 }
 
@@ -447,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f"building {args.config} models on {device} ({dtype})")
     pair = build_pair(args.config, args.layers or (None if cuda else 2), args.vision_layers, device, dtype, args.seed)
     prepare_for_inference(pair.model, device)  # what januspro.load does (the transformers model keeps its own tensors)
+    reshare_fused_weights(pair)  # ... except the fused LLM projections, which both models use again
     ref, ids = pair.reference, pair.ids
     full_tokens = ref.num_gen_tokens
     tokens = min(args.tokens or (full_tokens if cuda else 32), full_tokens)

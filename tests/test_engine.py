@@ -155,11 +155,11 @@ def test_cuda_graph_paths_match_eager_on_gpu(tiny_checkpoint) -> None:
     assert torch.equal(eager, graph) and torch.equal(eager, compiled)
     prompt = torch.tensor([janus.processor.tokenizer.encode("Hello there")], device="cuda")
     outputs = []
-    for mode in ("eager", "cuda_graph"):
-        decoder = TextDecoder(janus.model, 1, prompt.shape[1] + 4, mode=mode)
+    for mode, compile_step in (("eager", False), ("cuda_graph", False), ("cuda_graph", True)):
+        decoder = TextDecoder(janus.model, 1, prompt.shape[1] + 4, mode=mode, compile=compile_step)
         logits = decoder.extend(janus.model.embed_tokens(prompt))
         outputs.append(list(decode_tokens(decoder, logits, params, [0], 10, [])))
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]
 
 
 def test_invalid_options_and_inputs_are_clear_errors(tiny_janus, rgb_image) -> None:
@@ -277,3 +277,43 @@ def test_int8_linear_fused_and_dequantized_paths_agree() -> None:
         expected = torch.nn.functional.linear(x, layer.dequantized(), linear.bias)
     torch.testing.assert_close(together, row_by_row, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(together, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_projections_match_separate_ones_and_unfuse_for_training() -> None:
+    """prepare_for_inference fuses q/k/v and gate/up on GPUs (and unpacked CPU models): same
+    outputs, same state dict over the same memory, and undone before training. With grouped-query
+    attention (2 key/value heads for 4 query heads), so that the split of the fused rows is tested."""
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+
+    torch.manual_seed(0)
+    model = JanusModel(tiny_config(kv_heads=2))
+    model.initialize_weights()
+    llm = model.language_model.model
+    ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
+    positions = torch.arange(ids.shape[1])[None]
+    with torch.inference_mode():
+        expected = model.hidden_states(model.embed_tokens(ids), positions)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    llm.fuse_weights()
+    attn, mlp = llm.layers[0].self_attn, llm.layers[0].mlp
+    assert attn.qkv_weight is not None and mlp.gate_up_weight is not None
+    assert attn.k_proj.weight.data_ptr() == attn.qkv_weight[attn.q_proj.out_features :].data_ptr()  # views, no copy
+    fused_state = model.state_dict()
+    assert fused_state.keys() == state.keys() and all(torch.equal(fused_state[k], v) for k, v in state.items())
+    with torch.inference_mode():
+        torch.testing.assert_close(model.hidden_states(model.embed_tokens(ids), positions), expected)
+        # the cached (decode) path too: prefill all but the last token, then one step
+        cache = [(torch.zeros(1, attn.kv_heads, 8, attn.head_dim), torch.zeros(1, attn.kv_heads, 8, attn.head_dim))
+                 for _ in llm.layers]
+        model.hidden_states(model.embed_tokens(ids[:, :-1]), positions[:, :-1], None,
+                            [(k[:, :, :5], v[:, :, :5]) for k, v in cache], torch.arange(5))
+        mask = (torch.arange(6) <= 5)[None, None, None, :]
+        last = model.hidden_states(model.embed_tokens(ids[:, -1:]), positions[:, -1:], mask,
+                                   [(k[:, :, :6], v[:, :, :6]) for k, v in cache], torch.tensor([5]))
+        torch.testing.assert_close(last[:, 0], expected[:, -1])
+    llm.unfuse_weights()
+    assert attn.qkv_weight is None and mlp.gate_up_weight is None
+    assert attn.q_proj.weight.requires_grad and attn.q_proj.weight.is_contiguous()
+    with torch.inference_mode():
+        torch.testing.assert_close(model.hidden_states(model.embed_tokens(ids), positions), expected)

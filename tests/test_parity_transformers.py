@@ -24,11 +24,13 @@ from januspro.models.janus import JanusModel  # noqa: E402
 IMAGE_ID, BOS, EOS, PAD, BOI = 3, 0, 1, 2, 4
 
 
-@pytest.fixture(scope="module", params=[4, 2], ids=["mha", "gqa"])
+@pytest.fixture(scope="module", params=[(4, False), (2, False), (2, True)], ids=["mha", "gqa", "gqa-fused"])
 def pair(request: pytest.FixtureRequest) -> tuple[torch.nn.Module, JanusModel]:
+    """fused: our model with the inference layout GPUs get (one q/k/v and one gate/up matmul)."""
+    kv_heads, fused = request.param
     torch.manual_seed(0)
     text = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=request.param, max_position_embeddings=256,
+                       num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=256,
                        tie_word_embeddings=False, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
     vision = JanusVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=32,
                                patch_size=8, mlp_ratio=2.0, projection_dim=64, depth=2, num_image_tokens=16)
@@ -46,6 +48,8 @@ def pair(request: pytest.FixtureRequest) -> tuple[torch.nn.Module, JanusModel]:
     ours = JanusModel(ours_config).eval()
     state = dict(keymap.from_transformers(hf.state_dict().items()))
     ours.load_state_dict(state, strict=True)
+    if fused:
+        ours.language_model.model.fuse_weights()
     return hf, ours
 
 

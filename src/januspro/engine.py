@@ -167,7 +167,7 @@ class Janus:
         prompts = [self.processor.conversation(c, options.system) for c in conversations]
         batch = self.processor.batch(prompts)
         budget = self._budget(batch.input_ids.shape[1], options)
-        decoder = TextDecoder(self.model, len(prompts), batch.input_ids.shape[1] + budget)
+        decoder = TextDecoder(self.model, len(prompts), batch.input_ids.shape[1] + budget, compile=self.compile)
         embeds = self._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
         logits = decoder.extend(embeds, batch.attention_mask.to(self.device))
         eos = self.processor.tokenizer.special.eos
@@ -345,7 +345,7 @@ class ChatSession:
         budget = janus._budget(used + len(prompt.ids), options)
         batch = processor.batch([prompt])
         if self._decoder is None:
-            self._decoder = TextDecoder(janus.model, 1, len(prompt.ids) + budget + 64)
+            self._decoder = TextDecoder(janus.model, 1, len(prompt.ids) + budget + 64, compile=janus.compile)
         embeds = janus._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
         logits = self._decoder.extend(embeds)
         eos = processor.tokenizer.special.eos
@@ -393,14 +393,17 @@ def prepare_for_inference(model: JanusModel, device: torch.device, compile: bool
     (about 20% faster for 384 px images); and the linear layers of the LLM, its heads and the
     generation aligner get their weights packed for oneDNN (`packed_linear`: decode steps about
     twice as fast). Packing makes the model inference-only, and is skipped when the decode step
-    is to be compiled (torch.compile does its own weight handling)."""
-    if device.type != "cpu":
-        return
-    model.gen_vision_model.to(memory_format=torch.channels_last)
-    dtype = model.gen_embed.weight.dtype
-    if not compile and packing_supported(device, dtype):
-        for part in (model.language_model, model.gen_head, model.gen_aligner):
-            pack_linear_layers(part)
+    is to be compiled (torch.compile does its own weight handling).
+    Everywhere else (CUDA, MPS, unpacked CPU): each LLM layer's q/k/v and gate/up projections
+    become one matmul each, over views of the same memory (`LlamaModel.fuse_weights`): a decode
+    step then runs about half as many kernels, which is what bounds it on a GPU."""
+    if device.type == "cpu":
+        model.gen_vision_model.to(memory_format=torch.channels_last)
+        dtype = model.gen_embed.weight.dtype
+        if not compile and packing_supported(device, dtype):
+            for part in (model.language_model, model.gen_head, model.gen_aligner):
+                pack_linear_layers(part)
+    model.language_model.model.fuse_weights()  # leaves packed and int8 layers alone
 
 
 def load(

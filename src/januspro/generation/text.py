@@ -20,10 +20,12 @@ from januspro.models.janus import JanusModel
 class TextDecoder:
     """Incremental decoding state of `batch` sequences."""
 
-    def __init__(self, model: JanusModel, batch: int, capacity: int, mode: str = "auto") -> None:
+    def __init__(self, model: JanusModel, batch: int, capacity: int, mode: str = "auto", compile: bool = False) -> None:
         """mode: "eager" attends over exactly the filled slots; "static" runs every step with
         the same shapes (whole cache, masked); "cuda_graph" replays a captured static step;
-        "auto" is cuda_graph on CUDA, eager elsewhere."""
+        "auto" is cuda_graph on CUDA, eager elsewhere. compile: the static step goes through
+        torch.compile first (fused kernels; the first step of each new shape compiles), for
+        the static and cuda_graph modes."""
         weight = model.language_model.model.embed_tokens.weight
         self.model = model
         self.device = weight.device
@@ -32,6 +34,9 @@ class TextDecoder:
         if mode not in ("eager", "static", "cuda_graph"):
             raise ValueError(f"unknown decode mode {mode!r}")
         self.mode = mode
+        self._step_fn = self._static_step
+        if compile and mode != "eager":
+            self._step_fn = torch.compile(self._static_step, fullgraph=True)
         self._graph: tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None = None
         self.cache = StaticKVCache(model.config.language, batch, capacity, weight.device, weight.dtype)
         self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=weight.device)  # slot holds a token
@@ -85,7 +90,7 @@ class TextDecoder:
         if self.mode == "eager":
             logits = self._eager_step(tokens)
         elif self.mode == "static":
-            logits = self._static_step(tokens, torch.full((), self.length, dtype=torch.long, device=self.device))
+            logits = self._step_fn(tokens, torch.full((), self.length, dtype=torch.long, device=self.device))
         else:
             logits = self._graph_step(tokens)
         self.length += 1
@@ -129,11 +134,11 @@ class TextDecoder:
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):
-                self._static_step(token_in, slot_in)
+                self._step_fn(token_in, slot_in)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._graph_logits = self._static_step(token_in, slot_in)
+            self._graph_logits = self._step_fn(token_in, slot_in)
         self.next_pos.copy_(saved_pos)
         self.valid.copy_(saved_valid)
         return graph, token_in, slot_in

@@ -32,9 +32,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(x.dtype)
+        # F.rms_norm normalises in float32 and rounds to x's dtype, as transformers' LlamaRMSNorm
+        # does before its weight multiply; it is one fused kernel where PyTorch has one (CUDA).
+        return self.weight * F.rms_norm(x, (x.shape[-1],), eps=self.eps)
 
 
 def rotary_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,6 +54,38 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + rotated * sin
 
 
+def fuse_linears(linears: Sequence[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Concatenate the weights (and biases) of linear layers that read the same input, so that
+    one matmul replaces several; each layer's parameters become views of the fused tensors, so
+    memory use and the state dict stay as they were. For inference after the model is on its
+    device (`.to()` would copy the views apart). None if some layer is not a plain float Linear
+    (int8, packed), which is then left alone."""
+    if not all(type(layer) is nn.Linear and layer.weight.is_floating_point() for layer in linears):
+        return None
+    with torch.no_grad():
+        weight = torch.cat([layer.weight for layer in linears])  # [sum(out), in]
+        bias = None
+        if linears[0].bias is not None:
+            bias = torch.cat([layer.bias for layer in linears])
+        start = 0
+        for layer in linears:
+            stop = start + layer.out_features
+            layer.weight = nn.Parameter(weight[start:stop], requires_grad=False)
+            if bias is not None:
+                layer.bias = nn.Parameter(bias[start:stop], requires_grad=False)
+            start = stop
+    return weight, bias
+
+
+def unfuse_linears(linears: Sequence[nn.Linear]) -> None:
+    """Undo `fuse_linears`: each layer gets its own trainable copy of its parameters."""
+    with torch.no_grad():
+        for layer in linears:
+            layer.weight = nn.Parameter(layer.weight.detach().clone())
+            if layer.bias is not None:
+                layer.bias = nn.Parameter(layer.bias.detach().clone())
+
+
 class Attention(nn.Module):
     def __init__(self, config: LanguageConfig) -> None:
         super().__init__()
@@ -65,6 +97,34 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=bias)
         self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(self.heads * self.head_dim, config.hidden_size, bias=bias)
+        # Set by `fuse_weights` (inference): [q; k; v] weight rows for one matmul, and its bias.
+        self.qkv_weight: torch.Tensor | None = None
+        self.qkv_bias: torch.Tensor | None = None
+
+    def fuse_weights(self) -> None:
+        fused = fuse_linears([self.q_proj, self.k_proj, self.v_proj])
+        if fused is not None:
+            self.qkv_weight, self.qkv_bias = fused
+
+    def unfuse_weights(self) -> None:
+        if self.qkv_weight is not None:
+            unfuse_linears([self.q_proj, self.k_proj, self.v_proj])
+            self.qkv_weight = self.qkv_bias = None
+
+    def _project(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """q, k (rotated) and v, each [B, heads, T, hd]."""
+        batch, tokens, _ = x.shape
+        if self.qkv_weight is not None:
+            # One matmul for q, k and v, and one rotation for q and k together.
+            qkv = F.linear(x, self.qkv_weight, self.qkv_bias)
+            qkv = qkv.view(batch, tokens, self.heads + 2 * self.kv_heads, self.head_dim).transpose(1, 2)
+            qk = apply_rotary(qkv[:, : self.heads + self.kv_heads], *rope)
+            return qk[:, : self.heads], qk[:, self.heads :], qkv[:, self.heads + self.kv_heads :]
+        # [B, T, heads*hd] -> [B, heads, T, hd]
+        q = self.q_proj(x).view(batch, tokens, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+        return apply_rotary(q, *rope), apply_rotary(k, *rope), v
 
     def forward(
         self,
@@ -75,11 +135,7 @@ class Attention(nn.Module):
         cache_pos: torch.Tensor | None,
     ) -> torch.Tensor:
         batch, tokens, _ = x.shape
-        # [B, T, heads*hd] -> [B, heads, T, hd]
-        q = self.q_proj(x).view(batch, tokens, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
-        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        q, k, v = self._project(x, rope)
         if kv is not None:
             # Write this call's keys/values into their slots; attend over the given buffer.
             k_buf, v_buf = kv
@@ -103,8 +159,24 @@ class Mlp(nn.Module):
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
+        # Set by `fuse_weights` (inference): [gate; up] weight rows for one matmul, and its bias.
+        self.gate_up_weight: torch.Tensor | None = None
+        self.gate_up_bias: torch.Tensor | None = None
+
+    def fuse_weights(self) -> None:
+        fused = fuse_linears([self.gate_proj, self.up_proj])
+        if fused is not None:
+            self.gate_up_weight, self.gate_up_bias = fused
+
+    def unfuse_weights(self) -> None:
+        if self.gate_up_weight is not None:
+            unfuse_linears([self.gate_proj, self.up_proj])
+            self.gate_up_weight = self.gate_up_bias = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gate_up_weight is not None:
+            gate, up = F.linear(x, self.gate_up_weight, self.gate_up_bias).chunk(2, dim=-1)
+            return self.down_proj(F.silu(gate) * up)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -131,6 +203,19 @@ class LlamaModel(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.gradient_checkpointing = False
+
+    def fuse_weights(self) -> None:
+        """Inference layout: each layer's q/k/v and gate/up projections as one matmul each
+        (fewer, larger kernels per decode step; see `fuse_linears`)."""
+        for layer in self.layers:
+            layer.self_attn.fuse_weights()
+            layer.mlp.fuse_weights()
+
+    def unfuse_weights(self) -> None:
+        """Undo `fuse_weights` (before training, dtype changes or moves between devices)."""
+        for layer in self.layers:
+            layer.self_attn.unfuse_weights()
+            layer.mlp.unfuse_weights()
 
     def forward(
         self,

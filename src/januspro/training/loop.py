@@ -188,7 +188,8 @@ def run_training(
             raise InputError("the training config names no model to start from (init)")
         janus = load(config.init, device=device, dtype=torch.float32)
     model, processor = janus.model, janus.processor
-    unpack_linear_layers(model)  # undo inference-only layouts: packed CPU weights, channels-last
+    unpack_linear_layers(model)  # undo inference-only layouts: packed CPU weights, channels-last,
+    model.language_model.model.unfuse_weights()  # fused q/k/v and gate/up matmuls
     if model.gen_embed.weight.dtype != torch.float32:
         model.float()
     model.to(device, memory_format=torch.contiguous_format)  # (FSDP needs contiguous tensors)
