@@ -46,7 +46,7 @@ from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
 import januspro  # noqa: E402
 from januspro.engine import prepare_for_inference, quantize_model  # noqa: E402
-from januspro.generation.image import decode_images, generate_image_codes, plan_chunks  # noqa: E402
+from januspro.generation.image import budget_left, decode_images, generate_image_codes, plan_chunks  # noqa: E402
 from januspro.generation.sampling import SamplingParams  # noqa: E402
 from januspro.generation.text import TextDecoder, decode_tokens  # noqa: E402
 from januspro.packed_linear import parameter_count, unpack_linear_layers  # noqa: E402
@@ -145,9 +145,8 @@ def januspro_budget_images(b: Bench, n: int) -> ImageRun:
     if b.memory_budget_gb is None:
         raise ValueError("januspro-budget needs --memory-budget-gb")
     model = b.pair.model
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
     with sampled_tokens(model, b.tokens):
-        plan = plan_chunks(model, n, len(b.gen_prompt), int(b.memory_budget_gb * 2**30) - weights)
+        plan = plan_chunks(model, n, len(b.gen_prompt), budget_left(model, int(b.memory_budget_gb * 2**30)))
     run = januspro_images(b, n, chunk_size=plan.chunk_size)
     run.note = f"chunks of {plan.chunk_size}"
     return run

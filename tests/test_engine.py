@@ -88,8 +88,16 @@ def test_image_generation_is_deterministic_and_chunking_changes_nothing(tiny_jan
     assert not torch.equal(other.codes, result.codes)
     ids = tiny_janus.processor.generation_prompt("a red circle")
     pad = tiny_janus.processor.tokenizer.special.pad
-    chunked = generate_image_codes(tiny_janus.model, ids, pad, n=5, cfg_weight=4.0, params=SamplingParams(1.0), seed=3, chunk_size=2)
-    assert torch.equal(chunked, result.codes)
+    for pad_chunks in (False, True):  # chunks at their own size, and padded to the request's rows
+        chunked = generate_image_codes(tiny_janus.model, ids, pad, n=5, cfg_weight=4.0, params=SamplingParams(1.0),
+                                       seed=3, chunk_size=2, pad_chunks=pad_chunks)
+        assert torch.equal(chunked, result.codes)
+    for mode in ("eager", "static"):  # padded rows in both step implementations, with top-k
+        plain = generate_image_codes(tiny_janus.model, ids, pad, n=3, cfg_weight=4.0, params=SamplingParams(1.0, top_k=9),
+                                     seed=5, mode=mode)
+        padded = generate_image_codes(tiny_janus.model, ids, pad, n=3, cfg_weight=4.0, params=SamplingParams(1.0, top_k=9),
+                                      seed=5, mode=mode, chunk_size=2, pad_chunks=True)
+        assert torch.equal(plain, padded), mode
     tight = ImageOptions(n=5, seed=3, cfg_weight=4.0, memory_budget_gb=(tiny_janus._weight_bytes() + 200_000) / 2**30)
     planned = tiny_janus.generate_images("a red circle", tight)
     assert planned.chunk_size < 5 and torch.equal(planned.codes, result.codes)

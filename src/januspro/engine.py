@@ -22,7 +22,9 @@ from januspro.bundled import bundled_model_path
 from januspro.config import JanusConfig
 from januspro.device import pick_device, pick_dtype
 from januspro.errors import InputError
-from januspro.generation.image import ProgressFn, decode_images, default_budget, generate_image_codes, plan_chunks
+from januspro.generation.image import (
+    ProgressFn, budget_left, decode_images, default_budget, generate_image_codes, plan_chunks,
+)
 from januspro.generation.sampling import SamplingParams
 from januspro.generation.text import TextDecoder, decode_tokens
 from januspro.loading import LoadReport, load_model, resolve_model_path, save_weights
@@ -219,9 +221,13 @@ class Janus:
         params = options.sampling()
         ids = self.processor.generation_prompt(prompt)
         self.processor.check_length(len(ids), reserve=self.config.num_gen_tokens)
-        budget = default_budget(self.device) if options.memory_budget_gb is None else int(options.memory_budget_gb * 2**30) - self._weight_bytes()
-        if budget is not None and budget <= 0:
-            raise InputError(f"a memory budget of {options.memory_budget_gb} GB does not even hold the weights")
+        if options.memory_budget_gb is None:
+            budget = default_budget(self.device)
+        else:
+            budget = budget_left(self.model, int(options.memory_budget_gb * 2**30))
+            if budget <= 0:
+                raise InputError(f"a memory budget of {options.memory_budget_gb} GB leaves nothing for generation "
+                                 "beyond the weights (and, on CUDA, what is already allocated)")
         plan = plan_chunks(self.model, options.n, len(ids), budget)
         codes = generate_image_codes(
             self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=self.cfg_weight(options.cfg_weight),

@@ -29,9 +29,13 @@ import torch
 from januspro.generation.kv_cache import StaticKVCache
 from januspro.generation.sampling import CounterNoise, SamplingParams, guided_logits, sample
 from januspro.models.janus import JanusModel
+from januspro.packed_linear import weight_bytes
 
 ProgressFn = Callable[[int, int], None]  # (steps done, steps total)
 MODES = ("auto", "eager", "static", "cuda_graph")
+# Chunks pad their matmuls to the whole request's rows (exact chunking) up to this many rows
+# (32 images); beyond, the padded matmuls would no longer be memory-bound, i.e. free.
+MAX_PADDED_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,22 @@ def default_budget(device: torch.device) -> int | None:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.5)
     except (ValueError, OSError, AttributeError):
         return None
+
+
+# Held back from a CUDA budget besides the KV caches and step buffers `plan_chunks` counts: cuBLAS
+# workspaces, CUDA-graph memory pools, allocator rounding. On an H200, Janus-Pro-7B with 14 images
+# per chunk took 0.24 GiB beyond the plan.
+CUDA_RESERVE_BYTES = 512 * 2**20
+
+
+def budget_left(model: JanusModel, total_bytes: int) -> int:
+    """What a total memory budget leaves for generation. On CUDA: minus everything already
+    allocated on the device (the weights, fused or packed copies, other models) and
+    `CUDA_RESERVE_BYTES`; elsewhere minus the model's weights."""
+    device = model.gen_embed.weight.device
+    if device.type == "cuda":
+        return total_bytes - torch.cuda.memory_allocated(device) - CUDA_RESERVE_BYTES
+    return total_bytes - weight_bytes(model)
 
 
 def plan_chunks(model: JanusModel, n: int, prompt_len: int, budget_bytes: int | None) -> ImagePlan:
@@ -94,9 +114,14 @@ class _ChunkDecoder:
     `static_step` has fixed shapes and no host values: it can be compiled and captured."""
 
     def __init__(self, model: JanusModel, cache: StaticKVCache, prompt_len: int, count: int, cfg_weight: float,
-                 params: SamplingParams, noise: CounterNoise, first_token: torch.Tensor, num_tokens: int) -> None:
+                 params: SamplingParams, noise: CounterNoise, first_token: torch.Tensor, num_tokens: int,
+                 batch_images: int | None = None) -> None:
+        """batch_images (>= count): the matmuls of each step run on 2 * batch_images rows, the
+        extra ones padding (see `generate_image_codes`, pad_chunks)."""
         device = first_token.device
         self.model, self.cache, self.count = model, cache, count
+        self.batch_images = max(count, batch_images or count)
+        self.rows = 2 * self.batch_images
         self.cfg_weight, self.params, self.noise = cfg_weight, params, noise
         self.prompt_len = prompt_len
         self.codes = torch.empty(count, num_tokens, dtype=torch.long, device=device)
@@ -106,16 +131,27 @@ class _ChunkDecoder:
         self.step = torch.ones((), dtype=torch.long, device=device)  # index of the code being drawn
         self.positions_all = torch.arange(cache.capacity, device=device)
 
+    def _embeds(self) -> torch.Tensor:
+        """[rows, 1, D] inputs of a step: the codes just drawn, as the conditional rows and
+        again as the unconditional rows, then the padding rows (zeros)."""
+        token = self.token
+        pad = self.batch_images - self.count
+        if pad:
+            token = torch.cat([token, token.new_zeros(pad)])
+        embeds = self.model.embed_image_codes(token)  # [batch_images, D]
+        real = embeds[: self.count]
+        parts = [real, real] + ([embeds.new_zeros(2 * pad, embeds.shape[-1])] if pad else [])
+        return torch.cat(parts)[:, None]
+
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.model.image_logits(hidden[:, -1])  # [2*count, V]
-        return guided_logits(logits[: self.count], logits[self.count :], self.cfg_weight)
+        logits = self.model.image_logits(hidden[:, -1])  # [rows, V]
+        return guided_logits(logits[: self.count], logits[self.count : 2 * self.count], self.cfg_weight)
 
     def eager_step(self, index: int) -> None:
         """Draw code `index` attending over exactly the filled slots (host-side slot index)."""
         slot = self.prompt_len + index - 1
-        embeds = self.model.embed_image_codes(self.token)
-        embeds = torch.cat([embeds, embeds])[:, None]  # [2*count, 1, D]: cond rows, then uncond
-        positions = torch.full((2 * self.count, 1), slot, dtype=torch.long, device=embeds.device)
+        embeds = self._embeds()
+        positions = torch.full((self.rows, 1), slot, dtype=torch.long, device=embeds.device)
         slots = positions[0]
         hidden = self.model.hidden_states(embeds, positions, None, self.cache.layers(slot + 1), slots)
         self.token = sample(self._logits(hidden), self.params, self.noise, self.step)
@@ -124,9 +160,8 @@ class _ChunkDecoder:
 
     def static_step(self) -> None:
         """Draw the next code with fixed shapes: the whole cache, masked beyond `slot`."""
-        embeds = self.model.embed_image_codes(self.token)
-        embeds = torch.cat([embeds, embeds])[:, None]
-        positions = self.slot.expand(2 * self.count, 1)
+        embeds = self._embeds()
+        positions = self.slot.expand(self.rows, 1)
         mask = (self.positions_all <= self.slot)[None, None, None, :]  # [1, 1, 1, S]
         hidden = self.model.hidden_states(embeds, positions, mask, self.cache.layers(), self.slot.view(1))
         token = sample(self._logits(hidden), self.params, self.noise, self.step)
@@ -188,9 +223,16 @@ def generate_image_codes(
     mode: str = "auto",
     compile_step: bool = False,
     num_tokens: int | None = None,
+    pad_chunks: bool | None = None,
 ) -> torch.Tensor:
     """Sample `n` images' VQ codes for one prompt: [n, num_gen_tokens] int64 on the model's
-    device. `num_tokens` draws only the first codes of each image (tests, benchmarks)."""
+    device. `num_tokens` draws only the first codes of each image (tests, benchmarks).
+
+    pad_chunks: when the request runs in chunks, run each chunk's matmuls on as many rows as
+    the whole request (the extra rows are padding, with no KV cache), so that the codes equal
+    an unchunked run's exactly: GPU matmul libraries choose kernels, and so rounding, by row
+    count. It costs no memory to speak of, and no time while the matmuls are memory-bound (a
+    few dozen rows); None: on CUDA for requests of up to MAX_PADDED_ROWS rows."""
     weight = model.gen_embed.weight  # device and dtype of the model
     device = weight.device
     mode = resolve_mode(mode, device)
@@ -199,6 +241,9 @@ def generate_image_codes(
         raise ValueError(f"num_tokens must be in [1, {model.config.num_gen_tokens}], got {num_tokens}")
     length = len(prompt_ids)
     chunk_size = max(1, min(chunk_size or n, n))
+    if pad_chunks is None:
+        pad_chunks = device.type == "cuda" and 2 * n <= MAX_PADDED_ROWS
+    batch_images = n if pad_chunks and chunk_size < n else None
 
     # Prefill once: row 0 conditional, row 1 unconditional. [2, T]
     ids = torch.tensor([prompt_ids, unconditional_ids(prompt_ids, pad_id)], device=device)
@@ -216,7 +261,8 @@ def generate_image_codes(
         cache = prefix.broadcast_rows(rows, length + num_tokens)
         noise = CounterNoise([seed] * count, range(start, start + count), first.shape[-1], device)
         first_token = sample(first.expand(count, -1), params, noise, torch.zeros((), dtype=torch.long, device=device))
-        decoder = _ChunkDecoder(model, cache, length, count, cfg_weight, params, noise, first_token, num_tokens)
+        decoder = _ChunkDecoder(model, cache, length, count, cfg_weight, params, noise, first_token, num_tokens,
+                                batch_images)
         report = None
         if progress is not None:
             done_before = chunk_index * num_tokens

@@ -136,9 +136,13 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         batch, tokens, _ = x.shape
         q, k, v = self._project(x, rope)
+        rows = batch
         if kv is not None:
             # Write this call's keys/values into their slots; attend over the given buffer.
             k_buf, v_buf = kv
+            rows = k_buf.shape[0]
+            if rows < batch:  # rows past the cache's only pad the matmuls (see LlamaModel.forward)
+                q, k, v = q[:rows], k[:rows], v[:rows]
             k_buf.index_copy_(2, cache_pos, k.to(k_buf.dtype))
             v_buf.index_copy_(2, cache_pos, v.to(v_buf.dtype))
             k, v = k_buf, v_buf
@@ -147,7 +151,10 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, is_causal=tokens > 1, enable_gqa=gqa)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, tokens, -1))
+        out = out.transpose(1, 2).reshape(rows, tokens, -1)
+        if rows < batch:
+            out = torch.cat([out, out.new_zeros(batch - rows, tokens, out.shape[-1])])
+        return self.o_proj(out)
 
 
 class Mlp(nn.Module):
@@ -231,6 +238,11 @@ class LlamaModel(nn.Module):
         (True = may attend) or None for plain causal attention; kv_cache: per-layer (k, v)
         buffers [B, kv_heads, S, hd] written at `cache_pos` ([T] slot indices).
         Returns the final-norm hidden states [B, T, D].
+
+        The cache may hold fewer rows than `inputs_embeds`: the extra rows then only pad the
+        matmuls (their attention output is zero and their results are meaningless). Matmul
+        libraries pick kernels by row count, so a request split into chunks that each pad to the
+        whole request's rows computes every real row exactly as the unsplit request would.
         """
         config = self.config
         rope = rotary_tables(positions, config.dim_per_head, config.rope_theta, inputs_embeds.dtype)
