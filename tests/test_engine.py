@@ -150,6 +150,31 @@ def test_static_decode_steps_draw_the_same_tokens_as_eager(tiny_janus, params) -
     assert outputs[0] == outputs[1]
 
 
+def test_bucketed_attention_lengths_draw_the_eager_codes(tiny_checkpoint, monkeypatch) -> None:
+    """The static step attends over the filled slots rounded up to ATTENTION_BUCKET (made 4
+    here, so that a short request crosses several buckets) and draws the eager path's codes."""
+    from januspro.generation import image
+
+    monkeypatch.setattr(image, "ATTENTION_BUCKET", 4)
+    monkeypatch.setattr(image, "BUCKET_MIN_KV_SHARE", 0.0)
+    janus = januspro.load(tiny_checkpoint, device="cpu")
+    ids = janus.processor.generation_prompt("a red circle")
+    pad = janus.processor.tokenizer.special.pad
+    params = SamplingParams(1.0, top_k=20)
+    eager = generate_image_codes(janus.model, ids, pad, n=3, cfg_weight=5.0, params=params, seed=1, mode="eager")
+    static = generate_image_codes(janus.model, ids, pad, n=3, cfg_weight=5.0, params=params, seed=1, mode="static")
+    assert torch.equal(eager, static)
+    prompt_len, tokens = len(ids), janus.config.num_gen_tokens
+    capacity = prompt_len + tokens
+    decoder = type("D", (), {})()  # the fields attention_lengths reads
+    decoder.cache = type("C", (), {"capacity": capacity})()
+    decoder.prompt_len, decoder.codes = prompt_len, torch.empty(1, tokens)
+    lengths = image.attention_lengths(decoder, bucketed=True)
+    assert len(lengths) == tokens - 1 and lengths == sorted(lengths) and lengths[-1] == capacity
+    assert all(prompt_len + i <= n <= prompt_len + i + 3 or n == capacity for i, n in enumerate(lengths, start=1))
+    assert len(set(lengths)) > 2 and image.attention_lengths(decoder, bucketed=False) == [capacity] * (tokens - 1)
+
+
 @pytest.mark.gpu
 def test_cuda_graph_paths_match_eager_on_gpu(tiny_checkpoint) -> None:
     janus = januspro.load(tiny_checkpoint, device="cuda", dtype="float32")

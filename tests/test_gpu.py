@@ -16,7 +16,11 @@ pytestmark = pytest.mark.gpu
 PROMPT = "a red circle to the left of a blue square"
 
 
-def test_bundled_model_on_gpu_bf16_graph_equals_static_and_chunking_changes_nothing() -> None:
+def test_bundled_model_on_gpu_bf16_graph_equals_static_and_chunking_changes_nothing(monkeypatch) -> None:
+    from januspro.generation import image
+
+    monkeypatch.setattr(image, "ATTENTION_BUCKET", 16)  # several captured graphs per request
+    monkeypatch.setattr(image, "BUCKET_MIN_KV_SHARE", 0.0)
     janus = januspro.load(device="cuda")  # bf16, CUDA-graph decoding: what a user gets
     assert janus.model.gen_embed.weight.dtype == torch.bfloat16
     ids = janus.processor.generation_prompt(PROMPT)

@@ -9,10 +9,11 @@ codes, entirely on the device: the loop never waits for the GPU.
 
 Three ways to run the steps, all drawing the same codes for the same seed:
 - `eager`: each step attends over exactly the filled part of the cache (least work; CPU default);
-- `static`: every step has the same shapes (the whole cache, masked; step counters live on the
-  device), which is what compilation and graph capture need;
-- `cuda_graph`: the static step captured once in a CUDA graph (optionally compiled first) and
-  replayed for every token: no Python or launch overhead per step (CUDA default).
+- `static`: every step has fixed shapes (the cache up to a bucketed length, masked; step counters
+  live on the device), which is what compilation and graph capture need;
+- `cuda_graph`: the static step captured in a CUDA graph per attention length (or once, over the
+  whole cache, when compiled first) and replayed for every token: no Python or launch overhead
+  per step (CUDA default).
 
 Large N runs in chunks sized to a memory budget. Noise is counter-based (see `sampling`), so a
 chunked run draws exactly the numbers an unchunked one would.
@@ -33,6 +34,12 @@ from januspro.packed_linear import weight_bytes
 
 ProgressFn = Callable[[int, int], None]  # (steps done, steps total)
 MODES = ("auto", "eager", "static", "cuda_graph")
+# The static and graph steps attend over the filled cache slots rounded up to a multiple of
+# this (one captured graph per length), instead of the whole cache: fewer bytes per step.
+ATTENTION_BUCKET = 128
+# ... when the KV cache is at least this share of the LLM's weight bytes (else one graph
+# over the whole cache: capturing more would cost more than the reads it saves).
+BUCKET_MIN_KV_SHARE = 0.25
 # Chunks pad their matmuls to the whole request's rows (exact chunking) up to this many rows
 # (32 images); beyond, the padded matmuls would no longer be memory-bound, i.e. free.
 MAX_PADDED_ROWS = 64
@@ -158,17 +165,35 @@ class _ChunkDecoder:
         self.codes[:, index] = self.token
         self.step += 1
 
-    def static_step(self) -> None:
-        """Draw the next code with fixed shapes: the whole cache, masked beyond `slot`."""
+    def static_step(self, length: int | None = None) -> None:
+        """Draw the next code with fixed shapes: attention over the first `length` cache slots
+        (all if None), masked beyond `slot`, which must be below `length`."""
+        length = self.cache.capacity if length is None else length
         embeds = self._embeds()
         positions = self.slot.expand(self.rows, 1)
-        mask = (self.positions_all <= self.slot)[None, None, None, :]  # [1, 1, 1, S]
-        hidden = self.model.hidden_states(embeds, positions, mask, self.cache.layers(), self.slot.view(1))
+        mask = (self.positions_all[:length] <= self.slot)[None, None, None, :]  # [1, 1, 1, length]
+        hidden = self.model.hidden_states(embeds, positions, mask, self.cache.layers(length), self.slot.view(1))
         token = sample(self._logits(hidden), self.params, self.noise, self.step)
         self.codes.index_copy_(1, self.step.view(1), token[:, None])
         self.token.copy_(token)
         self.slot += 1
         self.step += 1
+
+
+def attention_lengths(decoder: _ChunkDecoder, bucketed: bool) -> list[int]:
+    """Per decode step (codes 1 .. n-1), the cache length its attention reads: the slots
+    filled so far rounded up to ATTENTION_BUCKET, or the whole cache."""
+    capacity = decoder.cache.capacity
+    lengths = []
+    for index in range(1, decoder.codes.shape[1]):
+        filled = decoder.prompt_len + index  # this step writes slot prompt_len + index - 1
+        lengths.append(min(capacity, -(-filled // ATTENTION_BUCKET) * ATTENTION_BUCKET) if bucketed else capacity)
+    return lengths
+
+
+def _bucketing_pays(decoder: _ChunkDecoder) -> bool:
+    kv_bytes = 2 * decoder.cache.keys.numel() * decoder.cache.keys.element_size()
+    return kv_bytes >= BUCKET_MIN_KV_SHARE * weight_bytes(decoder.model.language_model)
 
 
 def _run_chunk(decoder: _ChunkDecoder, mode: str, compile_step: bool, progress: Callable[[int], None] | None) -> None:
@@ -180,30 +205,38 @@ def _run_chunk(decoder: _ChunkDecoder, mode: str, compile_step: bool, progress: 
                 progress(index + 1)
         return
     step_fn = decoder.static_step
-    if compile_step:
+    if compile_step:  # one length only: each would be compiled anew
         step_fn = torch.compile(step_fn, fullgraph=True, dynamic=False)
+    lengths = attention_lengths(decoder, bucketed=not compile_step and _bucketing_pays(decoder))
     if mode == "static":
-        for index in range(1, steps):
-            step_fn()
+        for index, length in enumerate(lengths, start=1):
+            step_fn(length)
             if progress:
                 progress(index + 1)
         return
-    # cuda_graph: warm up on a side stream (allocations, autotuning), capture one step, rewind
-    # the counters and replay the graph once per code.
+    # cuda_graph: per attention length, warm up on a side stream (library set-up, allocations),
+    # capture one step and rewind the counters; then replay the right graph once per code. The
+    # graphs share one memory pool: they never run at the same time.
     state = (decoder.token.clone(), decoder.slot.clone(), decoder.step.clone())
     stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            step_fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step_fn()
-    for tensor, saved in zip((decoder.token, decoder.slot, decoder.step), state):
-        tensor.copy_(saved)
-    for index in range(1, steps):
-        graph.replay()
+    pool = torch.cuda.graph_pool_handle()
+    graphs: dict[int, torch.cuda.CUDAGraph] = {}
+    for length in sorted(set(lengths)):
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            # two warm-up steps before the first capture, one before the others, while the
+            # slots they write (prompt_len, prompt_len + 1) are within `length`
+            for _ in range(min(2 if not graphs else 1, length - decoder.prompt_len)):
+                step_fn(length)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):
+            step_fn(length)
+        graphs[length] = graph
+        for tensor, saved in zip((decoder.token, decoder.slot, decoder.step), state):
+            tensor.copy_(saved)
+    for index, length in enumerate(lengths, start=1):
+        graphs[length].replay()
         if progress:
             progress(index + 1)
 
