@@ -23,7 +23,12 @@ from januspro.config import JanusConfig
 from januspro.device import pick_device, pick_dtype
 from januspro.errors import InputError
 from januspro.generation.image import (
-    ProgressFn, budget_left, decode_images, default_budget, generate_image_codes, plan_chunks,
+    ProgressFn,
+    budget_left,
+    decode_images,
+    default_budget,
+    generate_image_codes,
+    plan_chunks,
 )
 from januspro.generation.sampling import SamplingParams
 from januspro.generation.text import TextDecoder, decode_tokens
