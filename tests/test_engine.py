@@ -350,3 +350,24 @@ def test_fused_projections_match_separate_ones_and_unfuse_for_training() -> None
     assert attn.q_proj.weight.requires_grad and attn.q_proj.weight.is_contiguous()
     with torch.inference_mode():
         torch.testing.assert_close(model.hidden_states(model.embed_tokens(ids), positions), expected)
+
+
+@pytest.mark.slow
+def test_compiled_image_step_draws_the_eager_codes_and_compiles_once(tiny_checkpoint) -> None:
+    """torch.compile'd decode step (`--compile`): same codes as eager, and one compiled graph
+    for requests that differ in guidance, temperature and (within 64 slots) prompt length."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    janus = januspro.load(tiny_checkpoint, device="cpu", compile=True)
+    pad = janus.processor.tokenizer.special.pad
+    for prompt, cfg, temperature in (("a red circle", 5.0, 1.0), ("a blue square", 3.0, 0.8),
+                                     ("two small green triangles", 2.0, 0.7)):
+        ids = janus.processor.generation_prompt(prompt)
+        params = SamplingParams(temperature)
+        compiled = generate_image_codes(janus.model, ids, pad, n=2, cfg_weight=cfg, params=params, seed=1,
+                                        mode="static", compile_step=True)
+        eager = generate_image_codes(janus.model, ids, pad, n=2, cfg_weight=cfg, params=params, seed=1, mode="eager")
+        assert torch.equal(compiled, eager), prompt
+    assert counters["stats"]["unique_graphs"] == 1

@@ -233,7 +233,7 @@ class Janus:
             if budget <= 0:
                 raise InputError(f"a memory budget of {options.memory_budget_gb} GB leaves nothing for generation "
                                  "beyond the weights (and, on CUDA, what is already allocated)")
-        plan = plan_chunks(self.model, options.n, len(ids), budget)
+        plan = plan_chunks(self.model, options.n, len(ids), budget, compile_step=self.compile)
         codes = generate_image_codes(
             self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=self.cfg_weight(options.cfg_weight),
             params=params, seed=options.seed, chunk_size=plan.chunk_size, progress=progress,

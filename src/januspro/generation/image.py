@@ -22,7 +22,7 @@ chunked run draws exactly the numbers an unchunked one would.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -40,6 +40,9 @@ ATTENTION_BUCKET = 128
 # ... when the KV cache is at least this share of the LLM's weight bytes (else one graph
 # over the whole cache: capturing more would cost more than the reads it saves).
 BUCKET_MIN_KV_SHARE = 0.25
+# A compiled step is specialised to its cache length: compiled requests round the cache up to a
+# multiple of this, so that prompts of similar length share one compiled step.
+COMPILED_CAPACITY_STEP = 64
 # Chunks pad their matmuls to the whole request's rows (exact chunking) up to this many rows
 # (32 images); beyond, the padded matmuls would no longer be memory-bound, i.e. free.
 MAX_PADDED_ROWS = 64
@@ -88,11 +91,20 @@ def budget_left(model: JanusModel, total_bytes: int) -> int:
     return total_bytes - weight_bytes(model)
 
 
-def plan_chunks(model: JanusModel, n: int, prompt_len: int, budget_bytes: int | None) -> ImagePlan:
+def cache_capacity(prompt_len: int, num_tokens: int, compile_step: bool = False) -> int:
+    """Cache slots of a request: its prompt and codes, rounded up for a compiled step."""
+    capacity = prompt_len + num_tokens
+    if compile_step:
+        capacity = -(-capacity // COMPILED_CAPACITY_STEP) * COMPILED_CAPACITY_STEP
+    return capacity
+
+
+def plan_chunks(model: JanusModel, n: int, prompt_len: int, budget_bytes: int | None,
+                compile_step: bool = False) -> ImagePlan:
     """Largest chunk of images whose KV cache, logits and step activations fit the budget."""
     config = model.config
     weight = model.gen_embed.weight  # device and dtype of the model
-    capacity = prompt_len + config.num_gen_tokens
+    capacity = cache_capacity(prompt_len, config.num_gen_tokens, compile_step)
     kv = StaticKVCache.bytes_needed(config.language, 2, capacity, weight.dtype)
     vocab = config.gen_vision.codebook_size
     logits = 2 * vocab * 4 * 6  # fp32 logits, guidance, softmax, noise and hash temporaries
@@ -129,7 +141,13 @@ class _ChunkDecoder:
         self.model, self.cache, self.count = model, cache, count
         self.batch_images = max(count, batch_images or count)
         self.rows = 2 * self.batch_images
-        self.cfg_weight, self.params, self.noise = cfg_weight, params, noise
+        # The temperature is read from its tensor below; params then keep a fixed placeholder.
+        self.params = params if params.greedy else replace(params, temperature=1.0)
+        self.noise = noise
+        # Device tensors rather than Python numbers: a compiled step is then not specialised to
+        # (and recompiled for) each guidance weight and temperature; the arithmetic is the same.
+        self.cfg_weight = torch.tensor(cfg_weight, dtype=torch.float32, device=device)
+        self.temperature = torch.tensor(params.temperature, dtype=torch.float32, device=device)
         self.prompt_len = prompt_len
         self.codes = torch.empty(count, num_tokens, dtype=torch.long, device=device)
         self.codes[:, 0] = first_token
@@ -161,7 +179,7 @@ class _ChunkDecoder:
         positions = torch.full((self.rows, 1), slot, dtype=torch.long, device=embeds.device)
         slots = positions[0]
         hidden = self.model.hidden_states(embeds, positions, None, self.cache.layers(slot + 1), slots)
-        self.token = sample(self._logits(hidden), self.params, self.noise, self.step)
+        self.token = sample(self._logits(hidden), self.params, self.noise, self.step, self.temperature)
         self.codes[:, index] = self.token
         self.step += 1
 
@@ -173,7 +191,7 @@ class _ChunkDecoder:
         positions = self.slot.expand(self.rows, 1)
         mask = (self.positions_all[:length] <= self.slot)[None, None, None, :]  # [1, 1, 1, length]
         hidden = self.model.hidden_states(embeds, positions, mask, self.cache.layers(length), self.slot.view(1))
-        token = sample(self._logits(hidden), self.params, self.noise, self.step)
+        token = sample(self._logits(hidden), self.params, self.noise, self.step, self.temperature)
         self.codes.index_copy_(1, self.step.view(1), token[:, None])
         self.token.copy_(token)
         self.slot += 1
@@ -291,7 +309,7 @@ def generate_image_codes(
     for chunk_index, start in enumerate(range(0, n, chunk_size)):
         count = min(chunk_size, n - start)
         rows = torch.tensor([0] * count + [1] * count, device=device)
-        cache = prefix.broadcast_rows(rows, length + num_tokens)
+        cache = prefix.broadcast_rows(rows, cache_capacity(length, num_tokens, compile_step and mode != "eager"))
         noise = CounterNoise([seed] * count, range(start, start + count), first.shape[-1], device)
         first_token = sample(first.expand(count, -1), params, noise, torch.zeros((), dtype=torch.long, device=device))
         decoder = _ChunkDecoder(model, cache, length, count, cfg_weight, params, noise, first_token, num_tokens,

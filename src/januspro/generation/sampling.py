@@ -97,17 +97,21 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
     return logits
 
 
-def sample(logits: torch.Tensor, params: SamplingParams, noise: CounterNoise, step: torch.Tensor) -> torch.Tensor:
-    """Draw one token per row. logits: [R, V] -> [R] int64; step: 0-dim int64 device tensor."""
+def sample(logits: torch.Tensor, params: SamplingParams, noise: CounterNoise, step: torch.Tensor,
+           temperature: torch.Tensor | None = None) -> torch.Tensor:
+    """Draw one token per row. logits: [R, V] -> [R] int64; step: 0-dim int64 device tensor.
+    temperature: params.temperature as a 0-dim float32 device tensor (the same numbers), so that
+    a compiled step is not specialised to its value."""
     if params.greedy:
         return logits.argmax(dim=-1)
-    logits = filter_logits(logits.float() / params.temperature, params.top_k, params.top_p)
+    scale = params.temperature if temperature is None else temperature
+    logits = filter_logits(logits.float() / scale, params.top_k, params.top_p)
     probs = torch.softmax(logits, dim=-1)
     exponential = -torch.log(noise.uniform(step))
     return (probs / exponential).argmax(dim=-1)
 
 
-def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, weight: float) -> torch.Tensor:
+def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
     """Classifier-free guidance: uncond + w * (cond - uncond), in float32."""
     cond, uncond = cond.float(), uncond.float()
     return uncond + weight * (cond - uncond)
