@@ -64,6 +64,17 @@ def test_generate_writes_numbered_pngs(capsys, tiny_checkpoint: Path, tmp_path: 
     assert code == 0 and len(out.split()) == 2 and sorted(p.name for p in (tmp_path / "ranked").iterdir()) == ["0.png", "1.png"]
 
 
+def test_compile_flag_reaches_the_engine(monkeypatch, tiny_checkpoint: Path) -> None:
+    import argparse
+
+    from januspro.cli_args import add_model_arguments, load_from_args
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    assert not load_from_args(parser.parse_args(["--model", str(tiny_checkpoint)])).compile
+    assert load_from_args(parser.parse_args(["--model", str(tiny_checkpoint), "--compile"])).compile
+
+
 def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
     code, out, _ = run(capsys, "info", "--model", str(tiny_checkpoint))
     assert code == 0

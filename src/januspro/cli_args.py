@@ -54,7 +54,7 @@ def port(text: str) -> int:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --device, --dtype, --quantize, --chat-format (what `load_from_args` reads)."""
+    """--model, --device, --dtype, --quantize, --compile, --chat-format (what `load_from_args` reads)."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", "-m", default=None, metavar="PATH_OR_ID",
                        help="checkpoint folder or Hugging Face hub id (default: the bundled shapes-world model)")
@@ -62,6 +62,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPUs, fp32 on CPU)")
     group.add_argument("--quantize", default=None, choices=["int8"],
                        help="int8 weight-only LLM layers: half the memory, faster memory-bound decoding")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the decode steps on GPUs (fused kernels, CUDA graphs on top; the first "
+                            "request of each batch size compiles for a minute or more; CPUs decode eagerly)")
     group.add_argument("--chat-format", default=None, choices=["janus-pro", "janus"],
                        help="prompt roles: <|User|>/<|Assistant|> (janus-pro) or User/Assistant (janus-1.3b); default from the checkpoint")
 
@@ -70,8 +73,10 @@ def load_from_args(args: argparse.Namespace) -> Janus:
     """The model that `add_model_arguments`' options name."""
     from januspro.engine import load
 
-    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format, quantize=args.quantize)
-    logging.getLogger("januspro").info("model %s on %s (%s)", janus.name, janus.device, janus.dtype)
+    janus = load(args.model, device=args.device, dtype=args.dtype, chat_format=args.chat_format, quantize=args.quantize,
+                 compile=args.compile)
+    logging.getLogger("januspro").info("model %s on %s (%s%s)", janus.name, janus.device, janus.dtype,
+                                       ", compiled decode steps" if janus.compile else "")
     return janus
 
 
