@@ -295,6 +295,10 @@ class Schedule:
 # ---------------------------------------------------------------------------- measuring
 
 
+def _log_warmup(log: Callable[[str], None], case: str, seconds: float) -> None:
+    log(f"{case}: warm-up call {seconds:.1f} s")
+
+
 def image_rows(b: Bench, engines: Sequence[str], ns: Sequence[int], schedule: Schedule,
                log: Callable[[str], None]) -> Iterator[Row]:
     for n in ns:
@@ -303,7 +307,8 @@ def image_rows(b: Bench, engines: Sequence[str], ns: Sequence[int], schedule: Sc
             log(f"image N={n} {name}")
             try:
                 call = functools.partial(IMAGE_ENGINES[name], b, n)
-                times, runs, (peak, extra) = repeat_run(call, b.device, *schedule.runs(name))
+                warm = functools.partial(_log_warmup, log, f"image N={n} {name}")
+                times, runs, (peak, extra) = repeat_run(call, b.device, *schedule.runs(name), on_warmup=warm)
             except Exception as exc:  # noqa: BLE001 - report the case and go on with the others
                 log(f"image N={n} {name} FAILED:\n{traceback.format_exc()}")
                 yield failed_row("image", f"N={n}", name, exc, b.device)
@@ -330,7 +335,8 @@ def text_rows(b: Bench, engines: Sequence[str], batches: Sequence[int], schedule
             log(f"understand B={batch} {name}")
             try:
                 call = functools.partial(TEXT_ENGINES[name], b, batch)
-                _, runs, memory = repeat_run(call, b.device, *schedule.runs(name))
+                warm = functools.partial(_log_warmup, log, f"understand B={batch} {name}")
+                _, runs, memory = repeat_run(call, b.device, *schedule.runs(name), on_warmup=warm)
             except Exception as exc:  # noqa: BLE001 - report the case and go on with the others
                 log(f"understand B={batch} {name} FAILED:\n{traceback.format_exc()}")
                 yield failed_row("understand-ttft", f"B={batch}", name, exc, b.device)

@@ -311,11 +311,16 @@ class Row:
     speedup: dict[str, float] = field(default_factory=dict)  # baseline engine -> its seconds / ours
 
 
-def repeat_run(fn: Callable[[], Any], device: torch.device, warmup: int, repeat: int) -> tuple[list[float], list[Any], tuple]:
+def repeat_run(fn: Callable[[], Any], device: torch.device, warmup: int, repeat: int,
+               on_warmup: Callable[[float], None] | None = None) -> tuple[list[float], list[Any], tuple]:
     """Warm up, then time `repeat` calls; returns (seconds per call, results, (peak, extra)
-    memory in bytes over the timed calls)."""
+    memory in bytes over the timed calls). `on_warmup` gets each warm-up call's seconds (what
+    compiling costs, for the compiled variants)."""
     for _ in range(warmup):
+        start = clock(device)
         fn()
+        if on_warmup is not None:
+            on_warmup(clock(device) - start)
     memory = PeakMemory(device)
     memory.start()
     times, results = [], []
