@@ -4,6 +4,7 @@ multi-turn), generation (determinism, chunking, fast paths), processing and inpu
 from __future__ import annotations
 
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -353,6 +354,8 @@ def test_fused_projections_match_separate_ones_and_unfuse_for_training() -> None
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+                    reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_image_step_draws_the_eager_codes_and_compiles_once(tiny_checkpoint) -> None:
     """torch.compile'd decode step (`--compile`): same codes as eager, and one compiled graph
     for requests that differ in guidance, temperature and (within 64 slots) prompt length."""
