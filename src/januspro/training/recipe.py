@@ -80,7 +80,8 @@ def _default_stages() -> tuple[StageConfig, ...]:
         # Stage 3 with understanding 3 : text 1 : t2i 6 instead of the preset's 5 : 1 : 4 (stages only, on the shipped
         # model's encoders; cfg 2): generation 0.277 / 0.267 against 0.298 / 0.265, understanding 0.714 / 0.717.
         # 1,500 steps instead of 900 (stages only): 0.280 / 0.265 and 0.720 / 0.740; ranked (candidates 8) 0.295 /
-        # 0.308 against 0.330 / 0.323.
+        # 0.308 against 0.330 / 0.323. EMA of the weights (ema_decay 0.998 in stage 2, 0.995 here; stages only):
+        # 0.285 / 0.233 and 0.666 / 0.691.
         preset_stage("stage3", steps=900, batch_size=32, lr=6e-4, warmup_steps=20, lr_overrides={"vision_model": 3e-4},
                      uncond_prob=0.1),
     )
