@@ -109,7 +109,8 @@ class Recipe:
     # stage-2 step 0.21 s). With the patch-8 ViT: 49 min 9 s on an AMD EPYC at one of its slow hours (2026-12-02;
     # VQ + ViT 13 min, stages 36 min; a stage-2 step 0.45-0.5 s) and 24 min 20 s on the Xeon. Pilots at equal
     # wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image loss 2.37 where the earlier 256 x 6
-    # reached 3.49, so the LLM is small and trained for more steps.
+    # reached 3.49, so the LLM is small and trained for more steps. At equal steps, hidden 256 x 6 layers (full build,
+    # seed 0, 43 min 6 s on the Xeon, 2026-12-04) generated 0.230 / 0.198 and answered 0.614 / 0.557.
     # The VQ trainer's edge_weight 4 and latent_color_weight 5 end the colour collapse that some seeds' VQs suffer
     # and lift counting, but the seed-0 build with them generated 0.228 / 0.218 against 0.268 / 0.218 (seed 2:
     # 0.242 / 0.227 against 0.178 / 0.147), so they stay off (README). codebook 1024 with them: 0.178 / 0.190;
