@@ -45,11 +45,11 @@ import transformers  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
 import januspro  # noqa: E402
-from januspro.engine import prepare_for_inference, quantize_model  # noqa: E402
+from januspro.engine import prepare_for_inference, quantize_model, undo_inference_layout  # noqa: E402
 from januspro.generation.image import budget_left, decode_images, generate_image_codes, plan_chunks  # noqa: E402
 from januspro.generation.sampling import SamplingParams  # noqa: E402
 from januspro.generation.text import TextDecoder, decode_tokens  # noqa: E402
-from januspro.packed_linear import parameter_count, unpack_linear_layers  # noqa: E402
+from januspro.packed_linear import parameter_count  # noqa: E402
 
 CFG_WEIGHT = 5.0
 
@@ -119,8 +119,7 @@ def int8_model(b: Bench) -> torch.nn.Module:
     key = id(b.pair.model)
     if key not in _INT8_MODELS:
         model = copy.deepcopy(b.pair.model)
-        unpack_linear_layers(model)  # quantise the float weights, then pack what stays float
-        model.language_model.model.unfuse_weights()
+        undo_inference_layout(model)  # quantise the float weights, then pack what stays float
         quantize_model(model, "int8")
         prepare_for_inference(model, b.device)
         _INT8_MODELS[key] = model

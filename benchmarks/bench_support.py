@@ -194,19 +194,17 @@ def build_pair(name: str, layers: int | None, vision_layers: int | None, device:
 def reshare_fused_weights(pair: ModelPair) -> int:
     """After `prepare_for_inference` fused this engine's q/k/v and gate/up weights into new
     tensors, point transformers' projections at the same (view) tensors again, so that the two
-    models still hold one copy of the LLM; returns how many tensors were re-shared."""
+    models still hold one copy of the LLM; returns how many projections were re-shared."""
     shared = 0
     for ours, theirs in zip(pair.model.language_model.model.layers, pair.hf.model.language_model.layers):
-        for module, names in ((ours.self_attn, ("q_proj", "k_proj", "v_proj")), (ours.mlp, ("gate_proj", "up_proj"))):
-            fused = getattr(module, "qkv_weight", None) if names[0] == "q_proj" else getattr(module, "gate_up_weight", None)
+        groups = ((ours.self_attn, theirs.self_attn, ours.self_attn.qkv_weight, ("q_proj", "k_proj", "v_proj")),
+                  (ours.mlp, theirs.mlp, ours.mlp.gate_up_weight, ("gate_proj", "up_proj")))
+        for mine, other, fused, names in groups:
             if fused is None:
                 continue
-            their_module = theirs.self_attn if names[0] == "q_proj" else theirs.mlp
             for name in names:
-                mine, other = getattr(module, name), getattr(their_module, name)
-                other.weight = mine.weight
-                if mine.bias is not None:
-                    other.bias = mine.bias
+                getattr(other, name).weight = getattr(mine, name).weight
+                getattr(other, name).bias = getattr(mine, name).bias
                 shared += 1
     return shared
 

@@ -167,13 +167,10 @@ def test_bucketed_attention_lengths_draw_the_eager_codes(tiny_checkpoint, monkey
     assert torch.equal(eager, static)
     prompt_len, tokens = len(ids), janus.config.num_gen_tokens
     capacity = prompt_len + tokens
-    decoder = type("D", (), {})()  # the fields attention_lengths reads
-    decoder.cache = type("C", (), {"capacity": capacity})()
-    decoder.prompt_len, decoder.codes = prompt_len, torch.empty(1, tokens)
-    lengths = image.attention_lengths(decoder, bucketed=True)
+    lengths = image.attention_lengths(prompt_len, tokens, capacity, bucketed=True)
     assert len(lengths) == tokens - 1 and lengths == sorted(lengths) and lengths[-1] == capacity
     assert all(prompt_len + i <= n <= prompt_len + i + 3 or n == capacity for i, n in enumerate(lengths, start=1))
-    assert len(set(lengths)) > 2 and image.attention_lengths(decoder, bucketed=False) == [capacity] * (tokens - 1)
+    assert len(set(lengths)) > 2 and image.attention_lengths(prompt_len, tokens, capacity, bucketed=False) == [capacity] * (tokens - 1)
 
 
 @pytest.mark.gpu
@@ -203,6 +200,8 @@ def test_invalid_options_and_inputs_are_clear_errors(tiny_janus, rgb_image) -> N
         tiny_janus.generate_images("x", ImageOptions(candidates=0))
     with pytest.raises(InputError, match="n x candidates at most 256"):
         tiny_janus.generate_images("x", ImageOptions(n=64, candidates=5))
+    with pytest.raises(InputError, match="leaves nothing for generation"):
+        tiny_janus.generate_images("x", ImageOptions(memory_budget_gb=1e-6))
     with pytest.raises(InputError, match="empty"):
         tiny_janus.description_scores([rgb_image], " ")
     with pytest.raises(InputError, match="temperature"):

@@ -25,6 +25,7 @@ from januspro.errors import InputError
 from januspro.generation.image import (
     ProgressFn,
     budget_left,
+    compiles_step,
     decode_images,
     default_budget,
     generate_image_codes,
@@ -34,7 +35,7 @@ from januspro.generation.sampling import SamplingParams
 from januspro.generation.text import TextDecoder, decode_tokens
 from januspro.loading import LoadReport, load_model, resolve_model_path, save_weights
 from januspro.models.janus import JanusModel
-from januspro.packed_linear import pack_linear_layers, packing_supported, weight_bytes
+from januspro.packed_linear import pack_linear_layers, packing_supported, unpack_linear_layers, weight_bytes
 from januspro.processing.chat_format import Message
 from januspro.processing.image import ImageSource, pixels_to_pil
 from januspro.processing.processor import JanusProcessor, PromptIds
@@ -233,7 +234,8 @@ class Janus:
             if budget <= 0:
                 raise InputError(f"a memory budget of {options.memory_budget_gb} GB leaves nothing for generation "
                                  "beyond the weights (and, on CUDA, what is already allocated)")
-        plan = plan_chunks(self.model, options.n, len(ids), budget, compile_step=self.compile)
+        compiled = compiles_step(self.image_mode, self.device, self.compile)
+        plan = plan_chunks(self.model, options.n, len(ids), budget, compile_step=compiled)
         codes = generate_image_codes(
             self.model, ids, self.processor.tokenizer.special.pad, n=options.n, cfg_weight=self.cfg_weight(options.cfg_weight),
             params=params, seed=options.seed, chunk_size=plan.chunk_size, progress=progress,
@@ -415,6 +417,15 @@ def prepare_for_inference(model: JanusModel, device: torch.device, compile: bool
             for part in (model.language_model, model.gen_head, model.gen_aligner):
                 pack_linear_layers(part)
     model.language_model.model.fuse_weights()  # leaves packed and int8 layers alone
+
+
+def undo_inference_layout(model: JanusModel) -> None:
+    """The inverse of `prepare_for_inference` (before training or quantising): packed weights
+    become trainable `nn.Linear` layers again, fused projections get their own parameters, and
+    the VQ model goes back to the contiguous memory format."""
+    unpack_linear_layers(model)
+    model.language_model.model.unfuse_weights()
+    model.gen_vision_model.to(memory_format=torch.contiguous_format)
 
 
 def load(

@@ -126,6 +126,11 @@ def resolve_mode(mode: str, device: torch.device) -> str:
     return mode
 
 
+def compiles_step(mode: str, device: torch.device, compile_step: bool) -> bool:
+    """Whether a request's decode step is compiled: only the static step is (not the eager one)."""
+    return compile_step and resolve_mode(mode, device) != "eager"
+
+
 class _ChunkDecoder:
     """The decode steps of one chunk of `count` images over a prefilled, broadcast cache.
 
@@ -198,13 +203,12 @@ class _ChunkDecoder:
         self.step += 1
 
 
-def attention_lengths(decoder: _ChunkDecoder, bucketed: bool) -> list[int]:
-    """Per decode step (codes 1 .. n-1), the cache length its attention reads: the slots
-    filled so far rounded up to ATTENTION_BUCKET, or the whole cache."""
-    capacity = decoder.cache.capacity
+def attention_lengths(prompt_len: int, num_tokens: int, capacity: int, bucketed: bool) -> list[int]:
+    """Per decode step (codes 1 .. num_tokens-1), the cache length its attention reads: the
+    slots filled so far rounded up to ATTENTION_BUCKET, or the whole cache."""
     lengths = []
-    for index in range(1, decoder.codes.shape[1]):
-        filled = decoder.prompt_len + index  # this step writes slot prompt_len + index - 1
+    for index in range(1, num_tokens):
+        filled = prompt_len + index  # this step writes slot prompt_len + index - 1
         lengths.append(min(capacity, -(-filled // ATTENTION_BUCKET) * ATTENTION_BUCKET) if bucketed else capacity)
     return lengths
 
@@ -225,7 +229,8 @@ def _run_chunk(decoder: _ChunkDecoder, mode: str, compile_step: bool, progress: 
     step_fn = decoder.static_step
     if compile_step:  # one length only: each would be compiled anew
         step_fn = torch.compile(step_fn, fullgraph=True, dynamic=False)
-    lengths = attention_lengths(decoder, bucketed=not compile_step and _bucketing_pays(decoder))
+    lengths = attention_lengths(decoder.prompt_len, steps, decoder.cache.capacity,
+                                bucketed=not compile_step and _bucketing_pays(decoder))
     if mode == "static":
         for index, length in enumerate(lengths, start=1):
             step_fn(length)
@@ -286,6 +291,7 @@ def generate_image_codes(
     few dozen rows); None: on CUDA for requests of up to MAX_PADDED_ROWS rows."""
     weight = model.gen_embed.weight  # device and dtype of the model
     device = weight.device
+    compile_step = compiles_step(mode, device, compile_step)
     mode = resolve_mode(mode, device)
     num_tokens = model.config.num_gen_tokens if num_tokens is None else num_tokens
     if not 1 <= num_tokens <= model.config.num_gen_tokens:
@@ -309,7 +315,7 @@ def generate_image_codes(
     for chunk_index, start in enumerate(range(0, n, chunk_size)):
         count = min(chunk_size, n - start)
         rows = torch.tensor([0] * count + [1] * count, device=device)
-        cache = prefix.broadcast_rows(rows, cache_capacity(length, num_tokens, compile_step and mode != "eager"))
+        cache = prefix.broadcast_rows(rows, cache_capacity(length, num_tokens, compile_step))
         noise = CounterNoise([seed] * count, range(start, start + count), first.shape[-1], device)
         first_token = sample(first.expand(count, -1), params, noise, torch.zeros((), dtype=torch.long, device=device))
         decoder = _ChunkDecoder(model, cache, length, count, cfg_weight, params, noise, first_token, num_tokens,

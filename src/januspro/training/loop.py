@@ -29,11 +29,10 @@ import torch
 from torch import nn
 
 from januspro.device import pick_device
-from januspro.engine import Janus
+from januspro.engine import Janus, undo_inference_layout
 from januspro.errors import InputError
 from januspro.loading import save_weights
 from januspro.models.janus import JanusModel
-from januspro.packed_linear import unpack_linear_layers
 from januspro.processing.processor import JanusProcessor
 from januspro.training import distributed as D
 from januspro.training.config import StageConfig, TrainConfig
@@ -188,8 +187,7 @@ def run_training(
             raise InputError("the training config names no model to start from (init)")
         janus = load(config.init, device=device, dtype=torch.float32)
     model, processor = janus.model, janus.processor
-    unpack_linear_layers(model)  # undo inference-only layouts: packed CPU weights, channels-last,
-    model.language_model.model.unfuse_weights()  # fused q/k/v and gate/up matmuls
+    undo_inference_layout(model)  # packed CPU weights, fused projections, channels-last VQ
     if model.gen_embed.weight.dtype != torch.float32:
         model.float()
     model.to(device, memory_format=torch.contiguous_format)  # (FSDP needs contiguous tensors)
