@@ -22,6 +22,7 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     assert stages == {"0", "1", "2", "3"}  # LM pre-training, then stages 1-3
     janus = januspro.load(out, device="cpu")
     assert janus.dtype == torch.float32 and janus.model.gen_embed.weight.dtype == torch.float32  # bf16 on disk
+    assert len(janus.config.gen_vision.blank_patch_codes) == janus.config.gen_vision.num_image_tokens  # tagged
     assert janus.processor.system_prompt == ""
     assert janus.processor.cfg_weight == BUNDLED_CFG_WEIGHT  # the default guidance of its image generation
     assert janus.chat("What color is the circle?", images=[torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()],

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -344,6 +345,69 @@ def test_vq_latent_color_loss_is_added_and_trains_the_encoder() -> None:
     assert "latent_color" not in plain and colour["latent_color"] > 0
     assert colour["loss"] == pytest.approx(plain["loss"] + 2.0 * colour["latent_color"], rel=1e-5)
     assert not torch.allclose(encoder_plain, encoder_colour)
+
+
+def test_blank_patch_codes_name_white_patches_by_position() -> None:
+    """After `tag_blank_patches` every pure-white patch encodes to its grid position's own code
+    (copied from a code a white patch had, so it decodes alike), no other patch takes one of
+    those codes, the encoder and the other codes are untouched, the decoder is fine-tuned, and
+    the config carrying the codes survives config.json."""
+    from januspro.config import JanusConfig
+    from januspro.errors import ConfigError, InputError
+    from januspro.models.janus import JanusModel
+    from januspro.models.vq import blank_patches
+    from januspro.testing import tiny_config
+    from januspro.training.components import ComponentTrainConfig, tag_blank_patches, train_vq
+
+    torch.manual_seed(0)
+    model = JanusModel(tiny_config(codebook=256))
+    model.initialize_weights()
+    vq = model.gen_vision_model
+    size, patch, tokens = vq.config.image_size, vq.config.downsample, vq.config.num_image_tokens
+    images = torch.ones(12, 3, size, size)
+    for i in range(12):  # one dark square per image, covering patch i and part of its right neighbour
+        row, col = divmod(i * 5, size // patch)
+        images[i, :, row * patch:(row + 1) * patch, col * patch:col * patch + patch + 2] = -0.5
+    before = {k: v.clone() for k, v in vq.state_dict().items()}
+    with torch.no_grad():
+        plain_codes = vq.encode(images).codes
+    history = tag_blank_patches(vq, images, ComponentTrainConfig(steps=2, batch_size=4, warmup_steps=1),
+                                progress=False)
+    assert len(history) == 2 and not vq.training
+    tags = torch.tensor(vq.config.blank_patch_codes)
+    assert tags.shape == (tokens,) and tags.unique().numel() == tokens
+    weight = vq.quantize.embedding.weight
+    assert not torch.isin(tags, plain_codes[blank_patches(images, patch)]).any()  # a copy, not a used code
+    others = torch.ones(256, dtype=torch.bool)
+    others[tags] = False
+    assert torch.equal(weight[others], before["quantize.embedding.weight"][others])
+    assert all(torch.equal(vq.state_dict()[k], v) for k, v in before.items() if k.startswith("encoder."))
+    assert not torch.equal(vq.state_dict()["decoder.conv_out.weight"], before["decoder.conv_out.weight"])
+    with torch.no_grad():
+        codes = vq.encode(images).codes
+    blank = blank_patches(images, patch)
+    assert blank.float().mean() > 0.5 and not blank.all()
+    assert torch.equal(codes[blank], tags.expand_as(codes)[blank])
+    assert not torch.isin(codes[~blank], tags).any()
+    assert torch.equal(codes[~blank], plain_codes[~blank])  # the others keep their codes
+    for t in range(tokens):  # each position code is a copy of a code some white patch had
+        assert any(torch.equal(weight[tags[t]], weight[c]) for c in plain_codes[:, t].unique() if c != tags[t])
+
+    config = JanusConfig.from_dict(replace(model.config, gen_vision=vq.config).to_dict())
+    assert config.gen_vision.blank_patch_codes == vq.config.blank_patch_codes
+    assert "blank_patch_codes" not in tiny_config().to_dict()["gen_vision_config"]["params"]
+    with pytest.raises(ConfigError, match="blank_patch_codes"):
+        replace(model.config, gen_vision=replace(vq.config, blank_patch_codes=(1, 2, 3))).validate()
+    with pytest.raises(InputError, match="already"):
+        tag_blank_patches(vq, images, ComponentTrainConfig(steps=1), progress=False)
+    with pytest.raises(InputError, match="before tag_blank_patches"):
+        train_vq(vq, images, ComponentTrainConfig(steps=1), progress=False)
+    small = JanusModel(tiny_config(codebook=64)).gen_vision_model
+    with pytest.raises(InputError, match="too small"):
+        tag_blank_patches(small, images, ComponentTrainConfig(steps=1), progress=False)
+    with pytest.raises(InputError, match="no blank"):
+        tag_blank_patches(JanusModel(tiny_config(codebook=256)).gen_vision_model, -images,
+                          ComponentTrainConfig(steps=1), progress=False)
 
 
 def test_vq_loss_weights_must_not_be_negative() -> None:

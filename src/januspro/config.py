@@ -92,6 +92,11 @@ class VQConfig:
     num_res_blocks: int = 2
     norm_groups: int = 32
     image_size: int = 384  # size of generated images (pixels)
+    # Codes that name a blank (pure white) patch by its grid position, one per image token in raster order, or
+    # empty (the official tokenizers). When set, `VQModel.encode` gives every blank patch its position's code
+    # and never picks these codes for anything else, so the LLM reads where it is in the image from the codes
+    # it has drawn (the shapes-world model; see `januspro.training.components.tag_blank_patches`).
+    blank_patch_codes: tuple[int, ...] = ()
 
     @property
     def downsample(self) -> int:
@@ -224,6 +229,8 @@ class JanusConfig:
              "generated image size must be a multiple of the VQ downsample factor"),
             (all(self.gen_vision.ch * m % self.gen_vision.norm_groups == 0 for m in self.gen_vision.ch_mult),
              "VQ channel counts must be multiples of norm_groups"),
+            (_valid_blank_codes(self.gen_vision),
+             "VQ blank_patch_codes must be empty or one distinct code per image token, each below codebook_size"),
         ]
         for ok, message in checks:
             if not ok:
@@ -262,6 +269,8 @@ class JanusConfig:
             if getattr(defaults, key) != getattr(vq, key):
                 value = getattr(vq, key)
                 gen_params[key] = list(value) if isinstance(value, tuple) else value
+        if vq.blank_patch_codes:
+            gen_params["blank_patch_codes"] = list(vq.blank_patch_codes)
 
         language = {k: val for k, val in asdict(self.language).items() if val is not None and k != "extra"}
         language.update({k: val for k, val in self.language.extra.items() if k not in language})
@@ -302,6 +311,14 @@ def _aligner_dict(aligner: AlignerConfig, model_type: str) -> dict[str, Any]:
             "projector_type": aligner.projector_type,
         },
     }
+
+
+def _valid_blank_codes(vq: VQConfig) -> bool:
+    codes = vq.blank_patch_codes
+    if not codes:
+        return True
+    return (len(codes) == vq.num_image_tokens and len(set(codes)) == len(codes)
+            and all(isinstance(c, int) and 0 <= c < vq.codebook_size for c in codes))
 
 
 def _take(kind: type, source: Mapping[str, Any], **overrides: Any) -> Any:
@@ -362,8 +379,11 @@ def _from_official_dict(data: Mapping[str, Any]) -> JanusConfig:
     if vq_cls not in VQ_PRESETS and "ch_mult" not in gen_params:
         raise ConfigError(f"unknown gen_vision cls {vq_cls!r}: give 'ch_mult' explicitly or use VQ-16")
     vq_source = {**VQ_PRESETS.get(vq_cls, {}), **gen_params}
-    if "ch_mult" in vq_source:
-        vq_source["ch_mult"] = tuple(vq_source["ch_mult"])
+    for key in ("ch_mult", "blank_patch_codes"):
+        if key in vq_source:
+            if not isinstance(vq_source[key], (list, tuple)):
+                raise ConfigError(f"gen_vision_config.params.{key} must be a list")
+            vq_source[key] = tuple(vq_source[key])
     gen_vision = _take(
         VQConfig,
         vq_source,

@@ -18,6 +18,9 @@ from torch import nn
 from januspro.config import VQConfig
 
 
+WHITE_LEVEL = 0.99  # in [-1, 1]: 254/255 and brighter count as white
+
+
 def swish(x: torch.Tensor) -> torch.Tensor:
     """x * sigmoid(x); in place when no gradient is being recorded (decoding 384 px images
     holds several 128-channel full-resolution maps: one fewer temporary matters)."""
@@ -177,6 +180,14 @@ class Quantized(NamedTuple):
     commitment_loss: torch.Tensor  # || z - sg(e) ||^2: keeps the encoder near its codes (times beta)
 
 
+def blank_patches(pixels: torch.Tensor, patch: int) -> torch.Tensor:
+    """[B, 3, H, W] pixels in [-1, 1] -> [B, (H/patch)*(W/patch)] bool: is every pixel of the patch white."""
+    lowest = pixels.amin(dim=1)  # [B, H, W] darkest channel
+    b, height, width = lowest.shape
+    tiles = lowest.reshape(b, height // patch, patch, width // patch, patch).amin(dim=(2, 4))  # [B, h, w]
+    return (tiles >= WHITE_LEVEL).flatten(1)
+
+
 class VectorQuantizer(nn.Module):
     def __init__(self, config: VQConfig, beta: float = 0.25) -> None:
         super().__init__()
@@ -191,7 +202,8 @@ class VectorQuantizer(nn.Module):
         weight = self.embedding.weight
         return F.normalize(weight, dim=-1) if self.l2_norm else weight
 
-    def forward(self, z: torch.Tensor) -> Quantized:
+    def forward(self, z: torch.Tensor, reserved: torch.Tensor | None = None) -> Quantized:
+        """Nearest codes of `z` [B, D, h, w]; `reserved` [R] codes are never chosen."""
         b, d, h, w = z.shape
         z = z.permute(0, 2, 3, 1)  # [B, h, w, D]
         if self.l2_norm:
@@ -200,6 +212,8 @@ class VectorQuantizer(nn.Module):
         flat = z.reshape(-1, d)
         # Squared distances ||z||^2 + ||e||^2 - 2 z.e, [B*h*w, K]
         dist = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.t()
+        if reserved is not None:
+            dist[:, reserved] = float("inf")
         codes = dist.argmin(dim=1)
         z_q = codebook[codes].view(b, h, w, d)
         if self.training:
@@ -229,8 +243,21 @@ class VQModel(nn.Module):
         self.post_quant_conv = nn.Conv2d(config.codebook_embed_dim, config.z_channels, 1)
 
     def encode(self, pixels: torch.Tensor) -> Quantized:
-        """[B, 3, H, W] in [-1, 1] -> quantised latents and codes."""
-        return self.quantize(self.quant_conv(self.encoder(pixels)))
+        """[B, 3, H, W] in [-1, 1] -> quantised latents and codes.
+
+        With `config.blank_patch_codes`, a patch that is pure white everywhere takes its grid
+        position's blank code (latent and code), and no other patch takes one of those codes."""
+        z = self.quant_conv(self.encoder(pixels))
+        if not self.config.blank_patch_codes:
+            return self.quantize(z)
+        blank_codes = torch.tensor(self.config.blank_patch_codes, device=z.device)  # [N]
+        quantized = self.quantize(z, reserved=blank_codes)
+        blank = blank_patches(pixels, self.config.downsample)  # [B, N]
+        codes = torch.where(blank, blank_codes, quantized.codes)
+        b, d, h, w = quantized.z_q.shape
+        blank_latents = self.quantize.lookup(blank_codes[None], h).to(quantized.z_q.dtype)  # [1, D, h, w]
+        z_q = torch.where(blank.view(b, 1, h, w), blank_latents, quantized.z_q)
+        return quantized._replace(z_q=z_q, codes=codes)
 
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
         """[B, D, h, w] quantised latents -> [B, 3, H, W] pixels, roughly in [-1, 1]."""

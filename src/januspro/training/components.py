@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
@@ -23,7 +23,7 @@ from torch import nn
 
 from januspro.errors import InputError
 from januspro.models.siglip import SigLIPViT
-from januspro.models.vq import VQModel
+from januspro.models.vq import VQModel, blank_patches
 
 log = logging.getLogger(__name__)
 StepHook = Callable[[dict[str, float]], None]
@@ -114,6 +114,9 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     means): without it, most shapes-world trainings lost the colours that differ in one channel
     only (red, orange and yellow all came back orange, in the continuous path too, so the
     encoder had dropped them before the codebook could keep them apart)."""
+    if vq.config.blank_patch_codes:
+        raise InputError("this tokenizer has blank-patch codes, which training would overwrite; train it before "
+                         "tag_blank_patches")
     device = vq.quant_conv.weight.device
     generator = torch.Generator().manual_seed(config.seed)
     codebook_size = vq.quantize.embedding.num_embeddings
@@ -181,6 +184,70 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
 
     params = list(vq.parameters()) + (list(color_head.parameters()) if color_head is not None else [])
     history = _loop(config, params, step_fn, "vq tokenizer", on_step, progress, after_step)
+    vq.eval()
+    return history
+
+
+def tag_blank_patches(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig,
+                      on_step: StepHook | None = None, progress: bool = True) -> list[dict[str, float]]:
+    """Give a trained tokenizer one code per grid position for blank (pure white) patches, then
+    fine-tune its decoder to them; sets `vq.config.blank_patch_codes`.
+
+    Why: the LLM draws an image as codes in raster order, with nothing but its 1-D rotary
+    positions to tell it the column it is in, and a small LLM does not learn to count modulo the
+    row length (the shapes-world model drew objects in the wrong column more often than in the
+    right one). With blank patches named by position, the codes it has drawn say where it is.
+
+    How: the codes left unused most often become the position codes (their vectors copied from
+    the commonest code of a blank patch at that position, so that decoding starts out nearly
+    unchanged), the encoder and codebook stay as they are (so every other patch keeps its code),
+    and the decoder and `post_quant_conv` are fine-tuned on `images` [N, 3, H, W] in [-1, 1]
+    with their new codes (MSE + L1), because a blank patch's code no longer carries the edges of
+    neighbouring objects that the encoder's receptive field saw."""
+    if vq.config.blank_patch_codes:
+        raise InputError("this tokenizer already has blank-patch codes")
+    device = vq.quant_conv.weight.device
+    tokens = vq.config.num_image_tokens
+    codebook_size = vq.quantize.embedding.num_embeddings
+    vq.eval()
+    with torch.no_grad():
+        codes = torch.cat([vq.encode(images[i:i + 256].to(device)).codes.cpu()
+                           for i in range(0, images.shape[0], 256)])  # [N, T]
+        blank = torch.cat([blank_patches(images[i:i + 256], vq.config.downsample).cpu()
+                           for i in range(0, images.shape[0], 256)])  # [N, T]
+        if not blank.any():
+            raise InputError("no blank (pure white) patches in the images: nothing to tag")
+        overall = torch.bincount(codes[blank], minlength=codebook_size).argmax()
+        commonest = torch.stack([torch.bincount(codes[:, t][blank[:, t]], minlength=codebook_size).argmax()
+                                 if blank[:, t].any() else overall for t in range(tokens)])  # [T]
+        usage = torch.bincount(codes.flatten(), minlength=codebook_size).float()
+        usage[commonest.unique()] = float("inf")  # never overwrite a code a blank patch copies
+        if codebook_size - commonest.unique().numel() < tokens:
+            raise InputError(f"a codebook of {codebook_size} codes is too small to give {tokens} positions a code")
+        tags = usage.argsort(stable=True)[:tokens]  # [T] least used first
+        weight = vq.quantize.embedding.weight
+        weight[tags.to(device)] = weight[commonest.to(device)]
+    vq.config = replace(vq.config, blank_patch_codes=tuple(int(c) for c in tags))
+    with torch.no_grad():
+        codes = torch.cat([vq.encode(images[i:i + 256].to(device)).codes.cpu()
+                           for i in range(0, images.shape[0], 256)])  # now with the position codes
+
+    generator = torch.Generator().manual_seed(config.seed)
+    vq.requires_grad_(False)
+    params = list(vq.decoder.parameters()) + list(vq.post_quant_conv.parameters())
+    for param in params:
+        param.requires_grad_(True)
+    vq.decoder.train()
+
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        pick = torch.randint(images.shape[0], (config.batch_size,), generator=generator)
+        pixels = images[pick].to(device)
+        recon = vq.decode_codes(codes[pick].to(device))
+        loss = ((recon - pixels).pow(2) + (recon - pixels).abs()).mean()
+        return {"loss": loss, "mse": F.mse_loss(recon.detach(), pixels)}
+
+    history = _loop(config, params, step_fn, "vq blank codes", on_step, progress)
+    vq.requires_grad_(False)
     vq.eval()
     return history
 

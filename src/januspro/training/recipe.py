@@ -30,7 +30,7 @@ from januspro.processing.chat_format import JANUS_PRO
 from januspro.processing.image import ImageProcessor, pil_to_pixels
 from januspro.processing.processor import JanusProcessor
 from januspro.shapes.world import IMAGE_SIZE
-from januspro.training.components import ComponentTrainConfig, train_siglip, train_vq
+from januspro.training.components import ComponentTrainConfig, tag_blank_patches, train_siglip, train_vq
 from januspro.training.config import StageConfig, TrainConfig, preset_stage
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,13 @@ class Recipe:
     # lowers the image-token loss at the end of stage 3 from 1.29 to 1.12 (held-out scenes: 1.30 to 1.15) but does
     # not generate better: 0.258 / 0.215 against 0.298 / 0.265 at cfg 2 (seeds 7777 / 4242); answers 0.731 / 0.737.
     gen_embed_from_codebook: bool = False
+    # Blank patches coded by grid position (`tag_blank_patches`, the decoder fine-tuned to them for
+    # `vq_blank_codes.steps`), so that the LLM reads its column from the codes it has drawn: the shipped model
+    # draws an object at the same x for `top left` and `top right` (README). Stages only on the shipped encoders
+    # (2026-12-04): the VQ round trip keeps the judge's verdict 0.75 (shipped 0.71) and `left` / `right` now move
+    # the object, but generation fell to 0.173 (`colors` 0.60) on seed 7777 and answers to 0.654; off.
+    blank_patch_codes: bool = False
+    vq_blank_codes: ComponentTrainConfig = ComponentTrainConfig(steps=600, batch_size=24, lr=5e-4, warmup_steps=30)
     stages: tuple[StageConfig, ...] = field(default_factory=_default_stages)
 
 
@@ -132,8 +139,8 @@ def smoke_recipe(seed: int = 0) -> Recipe:
     """The whole pipeline on tiny data with a few steps per part (CI checks the recipe runs)."""
     tiny = ComponentTrainConfig(steps=4, batch_size=8, warmup_steps=1, restart_dead_every=2)
     return Recipe(
-        seed=seed, scenes=48, text_records=48, tokenizer_vocab=400, hidden=64, layers=2, codebook=64,
-        component_images=32, vq=tiny, siglip=tiny,
+        seed=seed, scenes=48, text_records=48, tokenizer_vocab=400, hidden=64, layers=2, codebook=128,
+        component_images=32, vq=tiny, siglip=tiny, blank_patch_codes=True, vq_blank_codes=tiny,
         stages=tuple(replace(s, steps=2, batch_size=8, warmup_steps=1) for s in _default_stages()),
     )
 
@@ -193,8 +200,13 @@ def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, 
     pairs = [next(samples) for _ in range(recipe.component_images)]
     images = pil_to_pixels([s.image for s in pairs], model.config.gen_vision.image_size).to(device)
     model.gen_vision_model.to(memory_format=torch.channels_last)
-    history_vq = train_vq(model.gen_vision_model, images.contiguous(memory_format=torch.channels_last), recipe.vq,
-                          progress=progress)
+    images = images.contiguous(memory_format=torch.channels_last)
+    history_vq = train_vq(model.gen_vision_model, images, recipe.vq, progress=progress)
+    finals = {"vq": history_vq[-1] if history_vq else {}}
+    if recipe.blank_patch_codes:
+        history_tags = tag_blank_patches(model.gen_vision_model, images, recipe.vq_blank_codes, progress=progress)
+        model.config = replace(model.config, gen_vision=model.gen_vision_model.config)
+        finals["vq_blank_codes"] = history_tags[-1] if history_tags else {}
     model.gen_vision_model.to(memory_format=torch.contiguous_format)
     if recipe.gen_embed_from_codebook:
         init_gen_embed_from_codebook(model)
@@ -205,7 +217,7 @@ def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, 
     phrases = [processor.tokenizer.encode(text, add_bos=False) for text in index]
     history_vit = train_siglip(model.vision_model.vision_tower, pixels, phrases, positives,
                                model.config.language.vocab_size, recipe.siglip, progress=progress)
-    return {"vq": history_vq[-1] if history_vq else {}, "siglip": history_vit[-1] if history_vit else {}}
+    return finals | {"siglip": history_vit[-1] if history_vit else {}}
 
 
 def init_gen_embed_from_codebook(model: JanusModel) -> None:
