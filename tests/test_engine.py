@@ -132,6 +132,37 @@ def test_ranked_generation_keeps_the_samples_the_model_describes_best(tiny_janus
     assert total == pytest.approx(float(scores[4]), abs=1e-3)
 
 
+def test_image_code_logprobs_are_the_training_loss_of_the_codes(tiny_janus) -> None:
+    """image_code_logprobs(images, prompt) is minus the image-code loss that training computes for
+    the same (prompt, image) sample, per image and whatever the batch size."""
+    from januspro.processing.image import load_image, pil_to_pixels
+    from januspro.training.data import Record, SequenceEncoder, collate
+    from januspro.training.losses import JanusObjective
+
+    prompt = "a red circle"
+    drawn = tiny_janus.generate_images(prompt, ImageOptions(n=2, seed=5, cfg_weight=1.0, temperature=0.3))
+    size = tiny_janus.config.gen_vision.image_size
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(2)]
+    images = [*drawn.images, *noise]
+    scores = tiny_janus.image_code_logprobs(images, prompt)
+    assert scores.shape == (4,) and bool((scores < 0).all())
+    torch.testing.assert_close(tiny_janus.image_code_logprobs(images, prompt, batch_size=3), scores)
+    assert len(set(scores.tolist())) == 4
+    model, processor = tiny_janus.model, tiny_janus.processor
+    special = processor.tokenizer.special
+    encoder = SequenceEncoder(processor, "", True)
+    for image, score in zip(images, scores):
+        with torch.no_grad():
+            codes = model.gen_vision_model.encode(pil_to_pixels([load_image(image)], size)).codes[0].tolist()
+            batch = collate([encoder.t2i(Record(kind="t2i", prompt=prompt), codes, False)], special.pad, special.image,
+                            lambda paths: torch.zeros(0, 3, size, size))
+            _, image_sum = JanusObjective(model)(batch)
+        assert float(-image_sum / batch.image_tokens) == pytest.approx(float(score), abs=1e-4)
+    with pytest.raises(InputError, match="empty"):
+        tiny_janus.image_code_logprobs(images, " ")
+
+
 @pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=5, top_p=0.8), SamplingParams(0.0)])
 def test_static_decode_steps_draw_the_same_tokens_as_eager(tiny_janus, params) -> None:
     model, processor = tiny_janus.model, tiny_janus.processor

@@ -14,9 +14,10 @@ import pytest
 
 from januspro.errors import InputError
 from januspro.shapes.evaluate import (
-    EVAL_SEED, EvalOptions, ShapesEvalReport, eval_prompts, eval_questions, evaluate, format_report,
+    EVAL_SEED, PROBED_WORDS, EvalOptions, ShapesEvalReport, eval_prompts, eval_questions, evaluate, format_report,
+    probe_scenes,
 )
-from januspro.shapes.judge import CATEGORIES, scene_from_image
+from januspro.shapes.judge import CATEGORIES, judge, scene_from_image
 from januspro.shapes.world import QUESTION_TYPES, answer, parse_prompt, render, scene_for_prompt
 
 
@@ -53,6 +54,13 @@ class OracleJanus:
         else:
             images = [render(scene_for_prompt(spec, rng)) for _ in range(options.n)]
         return SimpleNamespace(images=images)
+
+    def image_code_logprobs(self, images: Sequence, prompt: str) -> list[float]:
+        """0 for an image the prompt describes, -1 otherwise (broken: -1 whatever the prompt)."""
+        spec = parse_prompt(prompt)
+        if spec.relation:
+            spec = parse_prompt(prompt, "position")  # the category that judges the relation
+        return [-1.0 if self.broken or not judge(spec, image).correct else 0.0 for image in images]
 
     def chat_batch(self, conversations: Sequence, options) -> list[SimpleNamespace]:  # noqa: ANN001
         self.calls.append(("chat", options))
@@ -156,6 +164,41 @@ def test_report_rendering_and_options() -> None:
         EvalOptions(candidates=0).check()
 
 
+def test_word_probe_swaps_exactly_one_word_into_a_false_caption() -> None:
+    """Every probe scene fits its caption, the swapped caption differs from it in one word of the
+    probed class and no longer describes the scene, and the scenes are reproducible."""
+    words = {"left / right": {"left", "right"}, "top / bottom": {"top", "bottom"}, "left of / right of": {"left", "right"},
+             "above / below": {"above", "below"}, "color": {"red", "green", "blue", "yellow", "purple", "orange"},
+             "shape": {"circle", "square", "triangle"}}
+    for name in PROBED_WORDS:
+        triples = probe_scenes(name, 30)
+        assert triples == probe_scenes(name, 30, EVAL_SEED) and triples != probe_scenes(name, 30, seed=1)
+        category = "position" if name in ("left of / right of", "above / below") else None  # judges the relation
+        for scene, caption, swapped in triples:
+            image = render(scene)
+            assert judge(parse_prompt(caption, category), image).correct
+            assert not judge(parse_prompt(swapped, category), image).correct, (name, caption, swapped)
+            changed = [(a, b) for a, b in zip(caption.split(), swapped.split()) if a != b]
+            assert len(caption.split()) == len(swapped.split()) and len(changed) == 1
+            assert set(changed[0]) <= words[name]
+    with pytest.raises(InputError, match="unknown word class"):
+        probe_scenes("size", 1)
+
+
+def test_word_probe_tells_a_model_that_reads_the_prompt_from_one_that_does_not() -> None:
+    options = EvalOptions(generation=False, understanding=False, word_probe=True, probe_scenes=8)
+    report = evaluate(OracleJanus(), options)
+    assert report.generation is None and [w.name for w in report.word_probe] == list(PROBED_WORDS)
+    assert all(w.scenes == 8 and w.prefers == 1.0 and w.gap == 1.0 for w in report.word_probe)
+    data = report.to_dict()["word_probe"]
+    assert set(data) == set(PROBED_WORDS) and data["color"]["gap"] == 1.0
+    assert "left of / right of" in format_report(report)
+    blind = evaluate(OracleJanus(broken=True), options)
+    assert all(w.prefers == 0.0 and w.gap == 0.0 for w in blind.word_probe)
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        EvalOptions(generation=False, understanding=False).check()
+
+
 def check_report(data: dict, images: int, questions: int) -> None:
     assert data["seed"] == EVAL_SEED
     g, u = data["generation"], data["understanding"]
@@ -181,16 +224,19 @@ def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thre
     from januspro.cli import main
 
     rc = main(["eval", "shapes", "--model", str(tiny_checkpoint), "--device", "cpu", "--prompts", "1",
-               "--images-per-prompt", "1", "--questions", "2", "--json", "--quiet"])
+               "--images-per-prompt", "1", "--questions", "2", "--json", "--quiet", "--word-probe", "--probe-scenes", "2"])
     out = capsys.readouterr().out
     assert rc == 0
-    check_report(json.loads(out), images=1, questions=2)
+    data = json.loads(out)
+    check_report(data, images=1, questions=2)
+    assert all(w["scenes"] == 2 and w["logprob"] < 0 for w in data["word_probe"].values())
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from januspro.cli import main
 
-    for bad in (["--prompts", "0"], ["--skip-generation", "--skip-understanding"], ["--cfg", "-1"]):
+    for bad in (["--prompts", "0"], ["--skip-generation", "--skip-understanding"], ["--cfg", "-1"],
+                ["--probe-scenes", "0"]):
         with pytest.raises(SystemExit) as exit_info:
             main(["eval", "shapes", *bad])
         assert exit_info.value.code == 2

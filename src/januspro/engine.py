@@ -37,7 +37,7 @@ from januspro.loading import LoadReport, load_model, resolve_model_path, save_we
 from januspro.models.janus import JanusModel
 from januspro.packed_linear import pack_linear_layers, packing_supported, unpack_linear_layers, weight_bytes
 from januspro.processing.chat_format import Message
-from januspro.processing.image import ImageSource, pixels_to_pil
+from januspro.processing.image import ImageSource, load_image, pil_to_pixels, pixels_to_pil
 from januspro.processing.processor import JanusProcessor, PromptIds
 from januspro.processing.tokenizer import StreamDecoder
 
@@ -285,6 +285,31 @@ class Janus:
             hidden = self.model.hidden_states(embeds, positions)[:, len(prompt) - 1:-1]  # [b, answer, hidden]
             logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, answer, vocab]
             out.append(logprobs.gather(-1, rows[:, len(prompt):, None])[..., 0].sum(-1).cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    @torch.no_grad()
+    def image_code_logprobs(self, images: Sequence[ImageSource], prompt: str, batch_size: int = 16) -> torch.Tensor:
+        """[len(images)] mean log-probability per code that the model, generating for `prompt`
+        (conditional row, no guidance, teacher-forced), draws each image's VQ codes. Higher: the
+        image is likelier under the prompt. Comparing a prompt with the same prompt one word
+        changed tells whether the model reads that word (ShapesEval's word probe)."""
+        if not prompt.strip():
+            raise InputError("the prompt to score is empty")
+        ids = self.processor.generation_prompt(prompt)
+        self.processor.check_length(len(ids), reserve=self.config.num_gen_tokens)
+        vq = self.model.gen_vision_model
+        size = self.config.gen_vision.image_size
+        out = []
+        for start in range(0, len(images), batch_size):
+            pictures = [load_image(source) for source in images[start:start + batch_size]]
+            pixels = pil_to_pixels(pictures, size).to(self.device, vq.quant_conv.weight.dtype)
+            codes = vq.encode(pixels).codes  # [b, N]
+            rows = torch.tensor(ids, device=self.device).expand(len(pictures), -1)  # [b, P]
+            embeds = torch.cat([self.model.embed_tokens(rows), self.model.embed_image_codes(codes[:, :-1])], dim=1)
+            positions = torch.arange(embeds.shape[1], device=self.device).expand(len(pictures), -1)
+            hidden = self.model.hidden_states(embeds, positions)[:, len(ids) - 1:]  # [b, N, hidden]
+            logprobs = self.model.image_logits(hidden).float().log_softmax(-1)  # [b, N, codebook]
+            out.append(logprobs.gather(-1, codes[..., None])[..., 0].mean(-1).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
     def save(self, folder: str | Path, dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> Path:

@@ -17,7 +17,6 @@ from torch import nn
 
 from januspro.config import VQConfig
 
-
 WHITE_LEVEL = 0.99  # in [-1, 1]: 254/255 and brighter count as white
 
 
@@ -254,7 +253,7 @@ class VQModel(nn.Module):
         quantized = self.quantize(z, reserved=blank_codes)
         blank = blank_patches(pixels, self.config.downsample)  # [B, N]
         codes = torch.where(blank, blank_codes, quantized.codes)
-        b, d, h, w = quantized.z_q.shape
+        b, _, h, w = quantized.z_q.shape
         blank_latents = self.quantize.lookup(blank_codes[None], h).to(quantized.z_q.dtype)  # [1, D, h, w]
         z_q = torch.where(blank.view(b, 1, h, w), blank_latents, quantized.z_q)
         return quantized._replace(z_q=z_q, codes=codes)

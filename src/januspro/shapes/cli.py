@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="samples drawn per judged image; the model ranks them by how well it finds the "
                                 "prompt describes each and keeps the best (default 1: no ranking)")
     run_group.add_argument("--batch-size", type=positive_int, default=32, help="questions per batch (default 32)")
+    run_group.add_argument("--word-probe", action="store_true",
+                           help="also probe which prompt words the generation reads: held-out scenes scored under "
+                                "their caption and with one word swapped (left/right, top/bottom, relations, colour, "
+                                "shape); no sampling, so free of its noise")
+    run_group.add_argument("--probe-scenes", type=positive_int, default=50, metavar="N",
+                           help="scenes per probed word class (default 50)")
     skip = run_group.add_mutually_exclusive_group()
     skip.add_argument("--skip-generation", action="store_true", help="only evaluate understanding")
     skip.add_argument("--skip-understanding", action="store_true", help="only evaluate generation")
@@ -57,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     options = EvalOptions(
         seed=args.seed, prompts_per_category=args.prompts, images_per_prompt=args.images_per_prompt,
         questions_per_type=args.questions, cfg_weight=args.cfg, temperature=args.temperature,
-        candidates=args.candidates, batch_size=args.batch_size, generation=not args.skip_generation, understanding=not args.skip_understanding,
+        candidates=args.candidates, batch_size=args.batch_size, generation=not args.skip_generation,
+        understanding=not args.skip_understanding, word_probe=args.word_probe, probe_scenes=args.probe_scenes,
     )
     options.check()
     janus = load_from_args(args)
