@@ -2,7 +2,7 @@
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
 official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
 
-    januspro train bundled --out src/januspro/assets/shapes-model   # 23-49 min measured on 2 CPU cores
+    januspro train bundled --out src/januspro/assets/shapes-model   # 42 min measured on 2 Xeon cores
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> export (bf16).
@@ -76,9 +76,11 @@ def _default_stages() -> tuple[StageConfig, ...]:
         # 0.663 / 0.227 against 0.629 / 0.187): generation gains, understanding is the same within noise. Replicates
         # with seed 1: 0.674 / 0.210 (seed 4242: 0.686 / 0.220); seed 2: 0.694 / 0.235 (0.706 / 0.198).
         # 4,250 stage-2 steps (seed 0, 25 min 7 s in all on the Xeon): generation 0.267 / 0.250 against 0.298 / 0.265 at
-        # cfg 2, understanding 0.749 / 0.743 against 0.726 / 0.703; not both better, so 3,400 stay. uncond_prob 0.2 in
-        # stages 2 and 3 (stages only, on the shipped encoders): 0.217 / 0.208 and 0.660 / 0.671.
-        preset_stage("stage2", steps=3400, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
+        # cfg 2, understanding 0.749 / 0.743 against 0.726 / 0.703; not both better. 8,000 steps (seed 0, 42 min 3 s on
+        # the Xeon, 2026-12-04; image-token loss at the end of stage 3 1.00 against 1.28): generation 0.357 / 0.343,
+        # understanding 0.757 / 0.797, both better, so this recipe. uncond_prob 0.2 in stages 2 and 3 (stages only, on
+        # the 3,400-step model's encoders): 0.217 / 0.208 and 0.660 / 0.671.
+        preset_stage("stage2", steps=8000, batch_size=32, lr=2e-3, warmup_steps=50, uncond_prob=0.1,
                      mix={"understanding": 4.0, "text": 1.0, "t2i": 5.0}),
         # Stage 3 with understanding 3 : text 1 : t2i 6 instead of the preset's 5 : 1 : 4 (stages only, on the shipped
         # model's encoders; cfg 2): generation 0.277 / 0.267 against 0.298 / 0.265, understanding 0.714 / 0.717.
@@ -108,7 +110,8 @@ class Recipe:
     # shorter. Seed 2: understanding 0.757 / 0.737 against 0.694 / 0.706.
     vision_patch: int = 16
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
-    # Measured on 2 CPU cores: 22 min 41 s on an Intel Xeon (2026-12-03; components 6.6 min, stages 16 min; a
+    # Measured on 2 CPU cores: 42 min 3 s on an Intel Xeon with 8,000 stage-2 steps (2026-12-04; components 8.3 min,
+    # stages 33.6 min; a stage-2 step 0.22 s); with 3,400: 22 min 41 s (2026-12-03; components 6.6 min, stages 16 min; a
     # stage-2 step 0.21 s). With the patch-8 ViT: 49 min 9 s on an AMD EPYC at one of its slow hours (2026-12-02;
     # VQ + ViT 13 min, stages 36 min; a stage-2 step 0.45-0.5 s) and 24 min 20 s on the Xeon. Pilots at equal
     # wall-clock (stage 2 alone, 5.5 min): hidden 192 x 4 layers reached image loss 2.37 where the earlier 256 x 6
