@@ -29,13 +29,16 @@ from januspro.errors import InputError
 from januspro.shapes.judge import CATEGORIES, judge
 from januspro.shapes.world import (
     COLORS, IMAGE_SIZE, INVERSE, POSITIONS, QA, QUESTION_TYPES, SHAPES, ObjSpec, PromptSpec, Scene, count_prompt,
-    normalize_answer, prompts, question, render, sample_pair, sample_scene, sample_single, single_prompt,
+    normalize_answer, pair_prompt, prompts, question, render, sample_pair, sample_scene, sample_single,
+    single_prompt,
 )
 
 if TYPE_CHECKING:
     from januspro.engine import Janus
 
 EVAL_SEED = 7777
+# The word classes of the word probe (`probe_words`): position words, relation words, colour and shape.
+PROBED_WORDS = ("left / right", "top / bottom", "left of / right of", "above / below", "color", "shape")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -282,9 +285,6 @@ def _swap_words(position: str, pair: dict[str, str]) -> str:
     return " ".join(pair.get(word, word) for word in position.split())
 
 
-PROBED_WORDS = ("left / right", "top / bottom", "left of / right of", "above / below", "color", "shape")
-
-
 def probe_scenes(name: str, n: int, seed: int = EVAL_SEED) -> tuple[tuple[Scene, str, str], ...]:
     """`n` (scene, its caption, the caption with one word of class `name` swapped) triples."""
     if name not in PROBED_WORDS:
@@ -296,8 +296,7 @@ def probe_scenes(name: str, n: int, seed: int = EVAL_SEED) -> tuple[tuple[Scene,
             options = ("to the left of", "to the right of") if name == "left of / right of" else ("above", "below")
             scene = sample_pair(rng, relation=options[int(rng.integers(2))])
             a, b = scene.ordered()
-            relation = scene.relation or ""
-            swapped = f"a {a.name} {INVERSE[relation]} a {b.name}"
+            swapped = pair_prompt((a.color, a.shape), INVERSE[scene.relation or ""], (b.color, b.shape)).text
         else:
             axis = {"left / right": ("left", "right"), "top / bottom": ("top", "bottom")}.get(name)
             positions = [p for p in POSITIONS if axis is None or set(axis) & set(p.split())]
@@ -310,7 +309,7 @@ def probe_scenes(name: str, n: int, seed: int = EVAL_SEED) -> tuple[tuple[Scene,
                 color = COLORS[(COLORS.index(o.color) + 1) % len(COLORS)]
             else:
                 shape = SHAPES[(SHAPES.index(o.shape) + 1) % len(SHAPES)]
-            swapped = f"a {o.size} {color} {shape} in the {position}"
+            swapped = single_prompt(ObjSpec(color, shape, o.size, position)).text
         out.append((scene, scene.caption, swapped))
     return tuple(out)
 

@@ -156,7 +156,7 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
             codebook_loss, commitment_loss = q.codebook_loss, q.commitment_loss
             last_used[q.codes.flatten().cpu().unique()] = step
             usage = (last_used >= step - max(config.restart_dead_every, 1)).float().mean()
-        error = (recon - pixels).pow(2) + (recon - pixels).abs()  # MSE + L1, [B, 3, H, W]
+        error = _reconstruction_error(recon, pixels)  # [B, 3, H, W]
         if config.edge_weight:
             error = error * (1 + config.edge_weight * _edges(pixels))
         recon_loss = error.mean()
@@ -188,6 +188,17 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     return history
 
 
+def _reconstruction_error(recon: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Per-pixel MSE + L1, [B, 3, H, W]: the VQ trainers' reconstruction loss before weighting."""
+    return (recon - pixels).pow(2) + (recon - pixels).abs()
+
+
+def _codes_of(vq: VQModel, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """[N, T] codes of `images` [N, 3, H, W] (on the CPU), encoded in chunks on the VQ's device."""
+    device = vq.quant_conv.weight.device
+    return torch.cat([vq.encode(images[i:i + chunk].to(device)).codes.cpu() for i in range(0, images.shape[0], chunk)])
+
+
 def tag_blank_patches(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig,
                       on_step: StepHook | None = None, progress: bool = True) -> list[dict[str, float]]:
     """Give a trained tokenizer one code per grid position for blank (pure white) patches, then
@@ -211,10 +222,8 @@ def tag_blank_patches(vq: VQModel, images: torch.Tensor, config: ComponentTrainC
     codebook_size = vq.quantize.embedding.num_embeddings
     vq.eval()
     with torch.no_grad():
-        codes = torch.cat([vq.encode(images[i:i + 256].to(device)).codes.cpu()
-                           for i in range(0, images.shape[0], 256)])  # [N, T]
-        blank = torch.cat([blank_patches(images[i:i + 256], vq.config.downsample).cpu()
-                           for i in range(0, images.shape[0], 256)])  # [N, T]
+        codes = _codes_of(vq, images)  # [N, T]
+        blank = blank_patches(images, vq.config.downsample).cpu()  # [N, T]
         if not blank.any():
             raise InputError("no blank (pure white) patches in the images: nothing to tag")
         overall = torch.bincount(codes[blank], minlength=codebook_size).argmax()
@@ -228,9 +237,8 @@ def tag_blank_patches(vq: VQModel, images: torch.Tensor, config: ComponentTrainC
         weight = vq.quantize.embedding.weight
         weight[tags.to(device)] = weight[commonest.to(device)]
     vq.config = replace(vq.config, blank_patch_codes=tuple(int(c) for c in tags))
-    with torch.no_grad():
-        codes = torch.cat([vq.encode(images[i:i + 256].to(device)).codes.cpu()
-                           for i in range(0, images.shape[0], 256)])  # now with the position codes
+    with torch.no_grad():  # again: a patch that had taken one of the overwritten codes takes another now
+        codes = _codes_of(vq, images)
 
     generator = torch.Generator().manual_seed(config.seed)
     vq.requires_grad_(False)
@@ -243,7 +251,7 @@ def tag_blank_patches(vq: VQModel, images: torch.Tensor, config: ComponentTrainC
         pick = torch.randint(images.shape[0], (config.batch_size,), generator=generator)
         pixels = images[pick].to(device)
         recon = vq.decode_codes(codes[pick].to(device))
-        loss = ((recon - pixels).pow(2) + (recon - pixels).abs()).mean()
+        loss = _reconstruction_error(recon, pixels).mean()
         return {"loss": loss, "mse": F.mse_loss(recon.detach(), pixels)}
 
     history = _loop(config, params, step_fn, "vq blank codes", on_step, progress)
