@@ -410,6 +410,47 @@ def test_blank_patch_codes_name_white_patches_by_position() -> None:
                           ComponentTrainConfig(steps=1), progress=False)
 
 
+def test_tune_vq_decoder_trains_the_decoder_on_frozen_codes() -> None:
+    """`tune_vq_decoder` changes the decoder and post_quant_conv only: encoder, quant_conv and
+    codebook stay, so every image keeps its codes (a language model trained on them stays valid);
+    the reconstruction gets better; edge_weight weighs outline pixels more."""
+    from januspro.errors import InputError
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+    from januspro.training.components import ComponentTrainConfig, tune_vq_decoder
+
+    torch.manual_seed(0)
+    vq = JanusModel(tiny_config(codebook=64)).gen_vision_model
+    size = vq.config.image_size
+    images = torch.ones(8, 3, size, size)
+    for i in range(8):  # one coloured square per image
+        x = 2 + 3 * i
+        images[i, i % 3, x:x + size // 3, x:x + size // 3] = -1.0
+    before = {k: v.clone() for k, v in vq.state_dict().items()}
+    with torch.no_grad():
+        codes = vq.encode(images).codes
+    config = ComponentTrainConfig(steps=40, batch_size=8, lr=3e-3, warmup_steps=2)
+    history = tune_vq_decoder(vq, images, config, progress=False)
+    assert len(history) == 40 and not vq.training
+    assert not any(p.requires_grad for p in vq.parameters())
+    assert history[-1]["mse"] < 0.5 * history[0]["mse"]
+    after = {k: v.clone() for k, v in vq.state_dict().items()}
+    for key, value in before.items():
+        assert torch.equal(after[key], value) != key.startswith(("decoder.", "post_quant_conv.")), key
+    assert not torch.equal(after["decoder.conv_out.weight"], before["decoder.conv_out.weight"])
+    with torch.no_grad():
+        assert torch.equal(vq.encode(images).codes, codes)
+
+    one = replace(config, steps=1)
+    plain = tune_vq_decoder(vq, images, one, codes=codes, progress=False)[0]
+    vq.load_state_dict(after)
+    edged = tune_vq_decoder(vq, images, replace(one, edge_weight=3.0), codes=codes, progress=False)[0]
+    assert edged["mse"] == pytest.approx(plain["mse"])  # same model, same batch
+    assert edged["loss"] > 1.5 * plain["loss"]  # the outline pixels carry most of the error
+    with pytest.raises(InputError, match="code rows"):
+        tune_vq_decoder(vq, images, one, codes=codes[:3], progress=False)
+
+
 def test_vq_loss_weights_must_not_be_negative() -> None:
     from januspro.errors import InputError
     from januspro.training.components import ComponentTrainConfig
@@ -458,3 +499,42 @@ def test_weight_averages_of_other_parameters_are_refused() -> None:
     average.load_state_dict({"w": torch.ones(2)})
     average.copy_to_params()
     assert torch.equal(average.params["w"].detach(), torch.ones(2))
+
+
+def test_train_vq_decoder_command_tunes_only_the_decoder(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`januspro train vq-decoder` writes a loadable checkpoint whose decoder changed and whose
+    every other weight (encoder, codebook, LLM, heads) is the input's, stored in the input's
+    dtype, with a card; bad inputs fail with one line."""
+    import januspro
+    from januspro.cli import main
+    from januspro.loading import iter_tensors, weight_files
+    from januspro.shapes.dataset import write_dataset
+    from januspro.training.vq_decoder import CARD_FILE
+
+    data = write_dataset(tmp_path / "data", seed=3, n_t2i=6, n_understanding=2, n_text=2).parent
+    out = tmp_path / "tuned"
+    code = main(["train", "vq-decoder", "--model", str(tiny_checkpoint), "--data", str(data), "--out", str(out),
+                 "--steps", "3", "--batch-size", "4", "--lr", "1e-3", "--quiet", "--device", "cpu"])
+    assert code == 0 and capsys.readouterr().out.strip() == str(out)
+    before = dict(iter_tensors(weight_files(tiny_checkpoint)))
+    after = dict(iter_tensors(weight_files(out)))
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("gen_vision_model.decoder.", "gen_vision_model.post_quant_conv.")) for k in changed)
+    assert all(after[k].dtype == before[k].dtype for k in before)
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["images"] == 6 and card["config"]["steps"] == 3 and card["config"]["edge_weight"] == 4.0
+    assert januspro.load(out, device="cpu").generate_images("a red circle", januspro.ImageOptions(n=1, seed=0)).images
+
+    text_only = write_dataset(tmp_path / "text", seed=3, n_t2i=0, n_understanding=0, n_text=2).parent
+    for args, message in (
+        (["--data", str(text_only), "--out", str(tmp_path / "a")], "no text-to-image records"),
+        (["--data", str(data), "--out", str(out)], "is not an empty folder"),
+        (["--data", str(data), "--out", str(tmp_path / "b"), "--steps", "0"], "--steps must be at least 1"),
+        (["--data", str(data), "--out", str(tmp_path / "c"), "--edge-weight", "-1"], "must be >= 0"),
+        (["--out", str(tmp_path / "d")], "give --data"),
+    ):
+        code = main(["train", "vq-decoder", "--model", str(tiny_checkpoint), "--quiet", "--device", "cpu", *args])
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert code != 0 and len(lines) == 1 and message in lines[0], (args, captured.err)

@@ -3,6 +3,7 @@
     januspro train --model PATH --data DIR --out DIR --stage stage3 [--steps N ...]
     januspro train --config run.json [--resume]
     januspro train bundled --out DIR            # the shapes-world model, from scratch
+    januspro train vq-decoder --model PATH --data DIR --out DIR   # the VQ decoder only, on frozen codes
     torchrun --nproc_per_node 2 -m januspro.cli train ...   # data parallel (DDP; --strategy fsdp)
 
 Imported by the main CLI on every invocation: nothing heavy at module level.
@@ -15,13 +16,15 @@ import argparse
 DESCRIPTION = (
     "Train or fine-tune a Janus model through the paper's stages (stage1: adapters and heads; "
     "stage2: + the LLM; stage3: + the understanding encoder, SFT), or rebuild the bundled "
-    "shapes-world model from scratch with `januspro train bundled`."
+    "shapes-world model from scratch with `januspro train bundled`, or fine-tune only the VQ decoder on "
+    "the text-to-image images of --data with `januspro train vq-decoder` (codes unchanged, so the LLM stays valid)."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", choices=["stages", "bundled"], default="stages",
-                        help="'stages' (default): train --model on --data; 'bundled': rebuild the bundled model")
+    parser.add_argument("what", nargs="?", choices=["stages", "bundled", "vq-decoder"], default="stages",
+                        help="'stages' (default): train --model on --data; 'bundled': rebuild the bundled model; "
+                             "'vq-decoder': fine-tune the VQ decoder of --model on the t2i images of --data")
     parser.add_argument("--config", default=None, metavar="JSON", help="a training config file (stages, data, out, ...)")
     parser.add_argument("--model", "-m", default=None, metavar="PATH_OR_ID", help="checkpoint to start from (default: the bundled model)")
     parser.add_argument("--data", action="append", default=[], metavar="DIR", help="dataset folder or .jsonl (repeatable)")
@@ -48,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
     parser.add_argument("--device", default=None)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    decoder = parser.add_argument_group("vq-decoder (--steps, --batch-size, --lr, --warmup-steps also apply)")
+    decoder.add_argument("--edge-weight", type=float, default=None, metavar="W",
+                         help="extra loss weight on pixels at colour edges (default: the bundled recipe's, for "
+                              "flat-colour images; 0 for photographs)")
     group = parser.add_argument_group("bundled")
     group.add_argument("--workdir", default=None, help="bundled: where to write the generated data and stage checkpoints (default: OUT-work beside OUT; runs/bundled-work for the packaged model)")
     group.add_argument("--smoke", action="store_true", help="bundled: tiny data and a few steps per stage (a pipeline check)")
@@ -106,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         print(path)
         return 0
 
+    if args.what == "vq-decoder":
+        return _tune_vq_decoder(args)
+
     from januspro.engine import load
     from januspro.training.loop import run_training
 
@@ -114,5 +124,27 @@ def run(args: argparse.Namespace) -> int:
     if config.init is None:
         janus = load(None, device=args.device, dtype="float32")  # fine-tune the bundled model
     out = run_training(config, janus=janus, resume=args.resume, progress=not args.quiet)
+    print(out)
+    return 0
+
+
+def _tune_vq_decoder(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from januspro.errors import InputError
+    from januspro.training.recipe import Recipe
+    from januspro.training.vq_decoder import finetune_vq_decoder
+
+    if not args.data:
+        raise InputError("give --data (a dataset folder whose text-to-image records hold the images)")
+    if not args.out:
+        raise InputError("give --out (where the checkpoint with the tuned decoder goes)")
+    changes = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                                 "warmup_steps": args.warmup_steps, "edge_weight": args.edge_weight}.items()
+               if v is not None}
+    config = replace(Recipe().vq_decoder, **changes)
+    out = finetune_vq_decoder(args.model, args.data, Path(args.out), config, device=args.device,
+                              strict=args.strict_data, progress=not args.quiet)
     print(out)
     return 0
