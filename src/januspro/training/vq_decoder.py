@@ -66,7 +66,8 @@ def finetune_vq_decoder(model: str | Path | None, data: Sequence[str | Path], ou
     paths = list(dict.fromkeys(r.images[0] for r in read_records(data, strict=strict) if r.kind == "t2i"))
     if not paths:
         raise InputError("no text-to-image records in --data: the decoder is tuned on their images")
-    janus = load(folder, device=device)
+    dtype = stored_dtype(folder)
+    janus = load(folder, device=device, dtype=dtype)  # the rest of the model only passes through, as stored
     undo_inference_layout(janus.model)
     vq = janus.model.gen_vision_model.float()
     images = images_as_uint8(paths, vq.config.image_size)
@@ -79,7 +80,7 @@ def finetune_vq_decoder(model: str | Path | None, data: Sequence[str | Path], ou
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    janus.save(tmp, dtype=stored_dtype(folder))
+    janus.save(tmp, dtype=dtype)
     card = {"model": str(model) if model is not None else "bundled", "images": len(paths), "config": asdict(config),
             "mse_first_steps": first, "mse_last_steps": last, "steps_averaged": window}
     (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
