@@ -17,6 +17,7 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     out = build_bundled(tmp_path / "model", workdir=tmp_path / "work", smoke=True, progress=False)
     card = json.loads((out / "training.json").read_text())
     assert set(card["seconds"]) >= {"data", "tokenizer", "components", "stages", "total"}
+    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip"}
     train = tmp_path / "work" / "train"
     stages = {line.split(",")[0] for line in (train / "loss.csv").read_text().splitlines()[1:]}
     assert stages == {"0", "1", "2", "3"}  # LM pre-training, then stages 1-3
