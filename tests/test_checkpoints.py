@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -256,4 +257,30 @@ def test_a_checkpoint_names_its_default_guidance(tiny_checkpoint: Path, tmp_path
     for bad in ("high", -1, True):
         (saved / "processor_config.json").write_text(json.dumps({**config, "cfg_weight": bad}))
         with pytest.raises(CheckpointError, match="cfg_weight must be a number >= 0"):
+            januspro.load(saved, device="cpu")
+
+
+def test_a_checkpoint_names_its_default_image_temperature(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`image_temperature` in processor_config.json is the image-code sampling temperature of calls that give
+    none (1 when absent, as for the official checkpoints); an explicit temperature still wins; it survives save
+    and load, and a bad value is a clear CheckpointError."""
+    folder = _copy(tiny_checkpoint, tmp_path)
+    janus = januspro.load(folder, device="cpu")
+    assert janus.processor.image_temperature == 1.0
+    options = januspro.ImageOptions(n=2, seed=1, top_k=20)
+    default = janus.generate_image_codes("a red circle", options)[0]
+    assert torch.equal(default, janus.generate_image_codes("a red circle", replace(options, temperature=1.0))[0])
+    janus.processor.image_temperature = 0.3
+    saved = janus.save(tmp_path / "saved")
+    assert json.loads((saved / "processor_config.json").read_text())["image_temperature"] == 0.3
+    again = januspro.load(saved, device="cpu")
+    assert again.processor.image_temperature == 0.3 and again.image_temperature(None) == 0.3
+    cooler = again.generate_image_codes("a red circle", options)[0]
+    assert torch.equal(cooler, again.generate_image_codes("a red circle", replace(options, temperature=0.3))[0])
+    assert not torch.equal(cooler, default)
+    assert torch.equal(default, again.generate_image_codes("a red circle", replace(options, temperature=1.0))[0])
+    config = json.loads((saved / "processor_config.json").read_text())
+    for bad in ("warm", -0.5, False, None):
+        (saved / "processor_config.json").write_text(json.dumps({**config, "image_temperature": bad}))
+        with pytest.raises(CheckpointError, match="image_temperature must be a number >= 0"):
             januspro.load(saved, device="cpu")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import januspro
-from januspro.training.recipe import BUNDLED_CFG_WEIGHT, build_bundled
+from januspro.training.recipe import BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, build_bundled
 
 
 def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
@@ -26,6 +26,7 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     assert len(janus.config.gen_vision.blank_patch_codes) == janus.config.gen_vision.num_image_tokens  # tagged
     assert janus.processor.system_prompt == ""
     assert janus.processor.cfg_weight == BUNDLED_CFG_WEIGHT  # the default guidance of its image generation
+    assert janus.processor.image_temperature == BUNDLED_IMAGE_TEMPERATURE  # and its sampling temperature
     assert janus.chat("What color is the circle?", images=[torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()],
                       options=januspro.ChatOptions(max_new_tokens=4)).tokens
     result = janus.generate_images("a red circle", januspro.ImageOptions(n=2, seed=0))
@@ -38,13 +39,14 @@ def test_shipped_model_was_made_by_the_current_recipe() -> None:
     from dataclasses import asdict
 
     from januspro.bundled import BUNDLED_DIR
-    from januspro.training.recipe import BUNDLED_CFG_WEIGHT, Recipe
+    from januspro.training.recipe import BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, Recipe
 
     card = json.loads((BUNDLED_DIR / "training.json").read_text())
     assert card["command"] == "januspro train bundled"
     assert card["recipe"] == json.loads(json.dumps(asdict(Recipe()), default=str))
     processor_config = json.loads((BUNDLED_DIR / "processor_config.json").read_text())
     assert processor_config["cfg_weight"] == BUNDLED_CFG_WEIGHT  # what a rebuild writes
+    assert processor_config["image_temperature"] == BUNDLED_IMAGE_TEMPERATURE
 
 
 def test_work_files_never_land_inside_the_package(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

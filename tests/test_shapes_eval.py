@@ -11,11 +11,12 @@ from typing import Sequence
 
 import numpy as np
 import pytest
+import torch
 
 from januspro.errors import InputError
 from januspro.shapes.evaluate import (
-    EVAL_SEED, PROBED_WORDS, EvalOptions, ShapesEvalReport, eval_prompts, eval_questions, evaluate, format_report,
-    probe_scenes,
+    EVAL_SEED, PROBED_WORDS, EvalOptions, ShapesEvalReport, code_diversity, eval_prompts, eval_questions, evaluate,
+    format_report, probe_scenes,
 )
 from januspro.shapes.judge import CATEGORIES, judge, scene_from_image
 from januspro.shapes.world import QUESTION_TYPES, answer, parse_prompt, render, scene_for_prompt
@@ -45,6 +46,9 @@ class OracleJanus:
     def cfg_weight(self, requested: float | None) -> float:
         return 4.0 if requested is None else requested  # 4: this model's default guidance
 
+    def image_temperature(self, requested: float | None) -> float:
+        return 0.7 if requested is None else requested  # and 0.7 its default sampling temperature
+
     def generate_images(self, prompt: str, options) -> SimpleNamespace:  # noqa: ANN001
         self.calls.append(("generate", options))
         rng = np.random.default_rng(options.seed)
@@ -53,7 +57,8 @@ class OracleJanus:
             images = [render(scene_for_prompt(spec, rng)).transpose(0) for _ in range(options.n)]
         else:
             images = [render(scene_for_prompt(spec, rng)) for _ in range(options.n)]
-        return SimpleNamespace(images=images)
+        codes = torch.tensor(np.stack([np.asarray(image)[4::8, 4::8].sum(-1).reshape(-1) for image in images]))
+        return SimpleNamespace(images=images, codes=codes)  # codes: a coarse stand-in, one per 8 x 8 block
 
     def image_code_logprobs(self, images: Sequence, prompt: str) -> list[float]:
         """0 for an image the prompt describes, -1 otherwise (broken: -1 whatever the prompt)."""
@@ -121,8 +126,9 @@ def test_a_perfect_model_scores_one() -> None:
     assert [s.name for s in u.types] == list(QUESTION_TYPES)
     assert all((s.correct, s.total) == (6, 6) for s in u.types) and u.overall == 1.0
     generate = [o for kind, o in oracle.calls if kind == "generate"]
-    assert len(generate) == 36 and all(o.n == 3 and o.cfg_weight == 4.0 and o.temperature == 1.0 for o in generate)
-    assert g.cfg_weight == 4.0  # the model's default guidance, reported
+    assert len(generate) == 36 and all(o.n == 3 and o.cfg_weight == 4.0 and o.temperature == 0.7 for o in generate)
+    assert g.cfg_weight == 4.0 and g.temperature == 0.7  # the model's defaults, reported
+    assert 0 < g.diversity < 1 and 0 <= g.duplicates < 1  # fresh scenes per image: mostly different codes
     assert len({o.seed for o in generate}) == 36  # a seed per prompt
     chat = [o for kind, o in oracle.calls if kind == "chat"]
     assert len(chat) == 6 and all(o.temperature == 0.0 and o.max_new_tokens == 48 for o in chat)  # 42 / 8
@@ -137,6 +143,16 @@ def test_a_broken_model_scores_what_it_deserves() -> None:
     assert accuracy["exists"] == accuracy["relation"] == 0.5  # always "no"
     assert accuracy["color"] == accuracy["describe"] == 0.0
     assert 0 < report.understanding.overall < 1
+
+
+def test_code_diversity_measures_how_different_one_prompts_images_are() -> None:
+    same = torch.tensor([[1, 2, 3, 4]] * 3)
+    assert code_diversity(same) == (0.0, 1.0)  # three copies: nothing differs, every pair identical
+    apart = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert code_diversity(apart) == (1.0, 0.0)
+    mixed = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 0, 0]])  # pairs: identical, half, half
+    assert code_diversity(mixed) == (pytest.approx(1 / 3), pytest.approx(1 / 3))
+    assert code_diversity(torch.tensor([[1, 2]])) == (None, None)  # one image: no pairs
 
 
 def test_report_rendering_and_options() -> None:
@@ -156,6 +172,13 @@ def test_report_rendering_and_options() -> None:
     report = evaluate(oracle, EvalOptions(prompts_per_category=1, images_per_prompt=1, understanding=False, cfg_weight=1.5))
     assert report.generation.cfg_weight == 1.5 and all(o.cfg_weight == 1.5 for _, o in oracle.calls)
     assert "cfg 1.5" in format_report(report)
+    oracle = OracleJanus()
+    report = evaluate(oracle, EvalOptions(prompts_per_category=1, images_per_prompt=2, understanding=False, temperature=0.2))
+    assert report.generation.temperature == 0.2 and all(o.temperature == 0.2 for _, o in oracle.calls)
+    assert "temperature 0.2" in format_report(report) and "diversity" in format_report(report)
+    assert report.generation.diversity == pytest.approx(np.mean([o.diversity for o in report.generation.outcomes]))
+    with pytest.raises(InputError, match="temperature"):
+        EvalOptions(temperature=-1.0).check()
     oracle = OracleJanus()
     report = evaluate(oracle, EvalOptions(prompts_per_category=1, images_per_prompt=1, understanding=False, candidates=3))
     assert all(o.candidates == 3 for _, o in oracle.calls) and report.generation.candidates == 3
@@ -218,6 +241,7 @@ def test_tiny_random_model_end_to_end(tiny_janus, one_thread) -> None:  # noqa: 
     assert all(len(o.correct) == 2 for o in report.generation.outcomes)
     check_report(report.to_dict(), images=2, questions=1)
     assert "judged at 64 px from 32 px" in format_report(report)
+    assert 0 < report.generation.diversity <= 1  # random weights at temperature 1: two different images
 
 
 def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thread: None) -> None:

@@ -25,10 +25,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _add_sampling_args(parser: argparse.ArgumentParser, temperature: float) -> None:
+def _add_sampling_args(parser: argparse.ArgumentParser, temperature: float | None) -> None:
+    """`temperature` None: the model's default (`image_temperature` of its processor_config.json)."""
     group = parser.add_argument_group("sampling")
+    default = "the model's, 1 for the official models" if temperature is None else f"{temperature:g}"
     group.add_argument("--temperature", type=non_negative_float, default=temperature,
-                       help=f"sampling temperature, 0 = greedy (default {temperature})")
+                       help=f"sampling temperature, 0 = greedy (default {default})")
     group.add_argument("--top-p", type=probability, default=None, help="nucleus sampling threshold")
     group.add_argument("--top-k", type=positive_int, default=None, help="sample among the k most likely tokens")
     group.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same output")
@@ -173,7 +175,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                             f"{vis.image_size}px / patch {vis.patch_size} = {config.num_image_tokens} tokens per image"),
         ("  generation", f"VQ {count(model.gen_vision_model)} + head {count(model.gen_head)} + aligner {count(model.gen_aligner)}: "
                          f"codebook {vq.codebook_size}x{vq.codebook_embed_dim}, {vq.image_size}px = {config.num_gen_tokens} tokens per image, "
-                         f"default cfg {janus.processor.cfg_weight:g}"),
+                         f"default cfg {janus.processor.cfg_weight:g}, temperature {janus.processor.image_temperature:g}"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -243,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Real-ESRGAN weights (RealESRGAN_x2.pth / RealESRGAN_x4plus.pth; default $JANUSPRO_UPSCALER, "
                           "else Lanczos resampling)")
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    _add_sampling_args(gen, temperature=1.0)
+    _add_sampling_args(gen, temperature=None)
     add_model_arguments(gen)
     gen.set_defaults(func=cmd_generate)
 

@@ -70,7 +70,7 @@ class ImageOptions:
 
     n: int = 1
     cfg_weight: float | None = None  # None: the checkpoint's default (5 for the official models)
-    temperature: float = 1.0
+    temperature: float | None = None  # None: the checkpoint's default (1 for the official models)
     top_k: int | None = None
     top_p: float | None = None
     seed: int = 0
@@ -81,7 +81,8 @@ class ImageOptions:
     # image, best first. It costs that many times the generation time.
     candidates: int = 1
 
-    def sampling(self) -> SamplingParams:
+    def sampling(self, default_temperature: float = 1.0) -> SamplingParams:
+        """Check the options; the sampling they ask for (`default_temperature` where `temperature` is None)."""
         if not 1 <= self.n <= self.max_images:
             raise InputError(f"n must be between 1 and {self.max_images}, got {self.n}")
         if not 1 <= self.candidates or self.n * self.candidates > self.max_images:
@@ -91,7 +92,8 @@ class ImageOptions:
             raise InputError(f"cfg_weight must be >= 0, got {self.cfg_weight}")
         if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
             raise InputError(f"memory_budget_gb must be > 0, got {self.memory_budget_gb}")
-        return SamplingParams(self.temperature, self.top_k, self.top_p)
+        temperature = default_temperature if self.temperature is None else self.temperature
+        return SamplingParams(temperature, self.top_k, self.top_p)
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ class Janus:
         self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None
     ) -> tuple[torch.Tensor, int, int]:
         """VQ codes of `options.n` images: ([n, num_gen_tokens] codes, prompt tokens, chunk size)."""
-        params = options.sampling()
+        params = options.sampling(self.processor.image_temperature)
         ids = self.processor.generation_prompt(prompt)
         self.processor.check_length(len(ids), reserve=self.config.num_gen_tokens)
         if options.memory_budget_gb is None:
@@ -246,6 +248,10 @@ class Janus:
     def cfg_weight(self, requested: float | None) -> float:
         """The guidance weight a call asks for, else (None) the checkpoint's default."""
         return self.processor.cfg_weight if requested is None else requested
+
+    def image_temperature(self, requested: float | None) -> float:
+        """The image-code sampling temperature a call asks for, else (None) the checkpoint's default."""
+        return self.processor.image_temperature if requested is None else requested
 
     def generate_images(
         self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None

@@ -23,10 +23,16 @@ from januspro.processing.tokenizer import TextTokenizer
 # and transformers' 5 suits the official models; a checkpoint may name its own (`cfg_weight` in
 # processor_config.json; the bundled shapes-world model's is lower).
 DEFAULT_CFG_WEIGHT = 5.0
+# Sampling temperature of the image codes when a call gives none: 1 as in the official repo; a checkpoint
+# may name its own (`image_temperature` in processor_config.json; the bundled model draws better cooler).
+DEFAULT_IMAGE_TEMPERATURE = 1.0
 
 
 def _is_cfg_weight(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+
+
+_is_temperature = _is_cfg_weight  # the same rule: a finite number >= 0
 
 
 @dataclass
@@ -59,9 +65,12 @@ class JanusProcessor:
         max_length: int,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         cfg_weight: float = DEFAULT_CFG_WEIGHT,
+        image_temperature: float = DEFAULT_IMAGE_TEMPERATURE,
     ) -> None:
         if not _is_cfg_weight(cfg_weight):
             raise InputError(f"cfg_weight must be a number >= 0, got {cfg_weight!r}")
+        if not _is_temperature(image_temperature):
+            raise InputError(f"image_temperature must be a number >= 0, got {image_temperature!r}")
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_format = fmt
@@ -69,6 +78,7 @@ class JanusProcessor:
         self.max_length = max_length
         self.system_prompt = system_prompt
         self.cfg_weight = float(cfg_weight)  # the checkpoint's default guidance for image generation
+        self.image_temperature = float(image_temperature)  # and its default sampling temperature of image codes
 
     @classmethod
     def from_folder(
@@ -103,6 +113,9 @@ class JanusProcessor:
         cfg_weight = processor_config.get("cfg_weight", DEFAULT_CFG_WEIGHT)
         if not _is_cfg_weight(cfg_weight):
             raise CheckpointError(f"{path}: cfg_weight must be a number >= 0, got {cfg_weight!r}")
+        image_temperature = processor_config.get("image_temperature", DEFAULT_IMAGE_TEMPERATURE)
+        if not _is_temperature(image_temperature):
+            raise CheckpointError(f"{path}: image_temperature must be a number >= 0, got {image_temperature!r}")
         return cls(
             TextTokenizer.from_folder(folder),
             ImageProcessor.from_folder(folder, config.vision.image_size),
@@ -111,6 +124,7 @@ class JanusProcessor:
             config.language.max_position_embeddings,
             system if isinstance(system, str) else DEFAULT_SYSTEM_PROMPT,
             float(cfg_weight),
+            float(image_temperature),
         )
 
     def save(self, folder: Path) -> None:
@@ -130,6 +144,7 @@ class JanusProcessor:
             "chat_format": self.chat_format.name,
             "system_prompt": self.system_prompt,
             "cfg_weight": self.cfg_weight,
+            "image_temperature": self.image_temperature,
         }
         (folder / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n", encoding="utf-8")
 

@@ -320,7 +320,7 @@ class _API:
         seed = secrets.randbelow(2**31) if body.seed is None else body.seed
         options = ImageOptions(
             n=body.n, cfg_weight=body.guidance_scale,  # None: the model's default
-            temperature=1.0 if body.temperature is None else body.temperature, top_k=body.top_k, top_p=body.top_p,
+            temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,  # None: the model's default
             seed=seed, max_images=settings.max_images, candidates=body.candidates,
         )
         try:

@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--cfg", type=non_negative_float, default=None,
                            help="classifier-free guidance weight for generation (default: the model's; 2 for the "
                                 "bundled model, 5 for the official ones)")
-    run_group.add_argument("--temperature", type=non_negative_float, default=1.0,
-                           help="image token sampling temperature (default 1; answers are greedy)")
+    run_group.add_argument("--temperature", type=non_negative_float, default=None,
+                           help="image token sampling temperature (default: the model's, 1 for the official "
+                                "models; answers are greedy)")
     run_group.add_argument("--candidates", type=positive_int, default=1, metavar="K",
                            help="samples drawn per judged image; the model ranks them by how well it finds the "
                                 "prompt describes each and keeps the best (default 1: no ranking)")

@@ -34,6 +34,8 @@ from januspro.shapes.world import (
 )
 
 if TYPE_CHECKING:
+    import torch
+
     from januspro.engine import Janus
 
 EVAL_SEED = 7777
@@ -49,7 +51,7 @@ class EvalOptions:
     images_per_prompt: int = 4
     questions_per_type: int = 50
     cfg_weight: float | None = None  # None: the model's default guidance (its processor_config.json)
-    temperature: float = 1.0  # image token sampling; answers are always greedy
+    temperature: float | None = None  # image token sampling (None: the model's default); answers are always greedy
     candidates: int = 1  # samples per judged image, ranked by the model itself (ImageOptions.candidates)
     batch_size: int = 32  # questions per chat_batch call
     max_new_tokens: int = 48
@@ -67,7 +69,7 @@ class EvalOptions:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.generation or self.understanding or self.word_probe):
             raise InputError("nothing to evaluate: both generation and understanding are off")
-        if (self.cfg_weight is not None and not self.cfg_weight >= 0) or not self.temperature >= 0:
+        if any(value is not None and not value >= 0 for value in (self.cfg_weight, self.temperature)):
             raise InputError("cfg_weight and temperature must be >= 0")
 
 
@@ -126,6 +128,8 @@ class PromptOutcome:
     seed: int
     correct: tuple[bool, ...]  # one per image
     reasons: tuple[str, ...]
+    diversity: float | None = None  # see `code_diversity`; None with one image per prompt
+    duplicates: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,11 @@ class GenerationReport:
     temperature: float
     native_size: int  # the model's output size; judged after resizing to 64 (see judge.py)
     candidates: int = 1  # samples drawn per judged image, the best kept by the model's own ranking
+    # Mean over prompts of `code_diversity` of their images: how different the images of one prompt are (a cooler
+    # temperature or a stronger guidance can raise the scores by drawing the same image every time). None with one
+    # image per prompt.
+    diversity: float | None = None
+    duplicates: float | None = None
 
 
 @dataclass(frozen=True)
@@ -204,11 +213,13 @@ class ShapesEvalReport:
                 "categories": {s.name: {"score": s.score, "correct": s.correct, "images": s.total} for s in g.categories},
                 "images_per_prompt": g.images_per_prompt, "cfg_weight": g.cfg_weight,
                 "temperature": g.temperature, "native_size": g.native_size, "candidates": g.candidates,
+                "diversity": g.diversity, "duplicates": g.duplicates,
             }
             if details:
                 out["generation"]["prompts"] = [
                     {"category": o.category, "prompt": o.prompt, "seed": o.seed, "correct": list(o.correct),
-                     "reasons": list(o.reasons)} for o in g.outcomes
+                     "reasons": list(o.reasons), "diversity": o.diversity, "duplicates": o.duplicates}
+                    for o in g.outcomes
                 ]
         if self.understanding is not None:
             u = self.understanding
@@ -230,22 +241,43 @@ class ShapesEvalReport:
 # -------------------------------------------------------------------------- evaluation
 
 
+def code_diversity(codes: torch.Tensor) -> tuple[float | None, float | None]:
+    """(diversity, duplicates) of one prompt's images from their VQ codes [n, N]: the share of code positions
+    that differ, averaged over all pairs of images, and the share of pairs that are identical. (None, None) for
+    one image."""
+    import torch
+
+    n = codes.shape[0]
+    if n < 2:
+        return None, None
+    first, second = torch.triu_indices(n, n, offset=1)  # every pair once
+    differ = (codes[first] != codes[second]).float().mean(-1)  # [pairs]
+    return float(differ.mean()), float((differ == 0).float().mean())
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
 def evaluate_generation(janus: Janus, options: EvalOptions = EvalOptions(), progress: Progress | None = None) -> GenerationReport:
     """Generate and judge every prompt of the six categories."""
     from januspro.engine import ImageOptions
 
     specs = [s for c in CATEGORIES for s in eval_prompts(c, options.prompts_per_category, options.seed)]
     cfg_weight = janus.cfg_weight(options.cfg_weight)
+    temperature = janus.image_temperature(options.temperature)
     outcomes = []
     for index, spec in enumerate(specs):
         seed = int(np.random.SeedSequence([options.seed, 3, index]).generate_state(1)[0])
         result = janus.generate_images(spec.text, ImageOptions(
-            n=options.images_per_prompt, seed=seed, cfg_weight=cfg_weight, temperature=options.temperature,
+            n=options.images_per_prompt, seed=seed, cfg_weight=cfg_weight, temperature=temperature,
             candidates=options.candidates,
         ))
         verdicts = [judge(spec, image) for image in result.images]
+        diversity, duplicates = code_diversity(result.codes)
         outcomes.append(PromptOutcome(spec.category, spec.text, seed, tuple(v.correct for v in verdicts),
-                                      tuple(v.reason for v in verdicts)))
+                                      tuple(v.reason for v in verdicts), diversity, duplicates))
         if progress:
             progress("generation", index + 1, len(specs))
     scores = tuple(
@@ -254,7 +286,8 @@ def evaluate_generation(janus: Janus, options: EvalOptions = EvalOptions(), prog
     )
     return GenerationReport(
         scores, float(np.mean([s.score for s in scores])), tuple(outcomes), options.images_per_prompt,
-        cfg_weight, options.temperature, janus.config.gen_vision.image_size, options.candidates,
+        cfg_weight, temperature, janus.config.gen_vision.image_size, options.candidates,
+        _mean([o.diversity for o in outcomes]), _mean([o.duplicates for o in outcomes]),
     )
 
 
@@ -358,6 +391,9 @@ def format_report(report: ShapesEvalReport) -> str:
         for s in g.categories:
             lines.append(f"  {s.name:<20}{s.total // g.images_per_prompt:>8}{s.total:>8}{s.correct:>9}{s.score:>8.3f}")
         lines.append(f"  {'overall (mean)':<20}{'':>25}{g.overall:>8.3f}")
+        if g.diversity is not None and g.duplicates is not None:
+            lines.append(f"  diversity {g.diversity:.3f} (share of codes that differ between two images of one prompt), "
+                         f"identical pairs {g.duplicates:.3f}")
     u = report.understanding
     if u is not None:
         lines += ["", "understanding (greedy answers)", f"  {'question type':<20}{'questions':>10}{'correct':>9}{'accuracy':>10}"]
