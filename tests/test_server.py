@@ -224,6 +224,22 @@ def test_image_generation_without_guidance_uses_the_models_default(server: LiveS
         janus.processor.cfg_weight = 5.0
 
 
+def test_image_generation_without_temperature_uses_the_models_default(server: LiveServer, janus: januspro.Janus) -> None:
+    janus.processor.image_temperature = 0.4  # as if the checkpoint's processor_config.json said so
+    try:
+        body = server.post("/v1/images/generations", {"prompt": "a red circle", "n": 2, "seed": 5}).json()
+        got = [decode_png(d["b64_json"]) for d in body["data"]]
+        expected = janus.generate_images("a red circle", ImageOptions(n=2, temperature=0.4, seed=5)).images
+        assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(got, expected))
+        other = janus.generate_images("a red circle", ImageOptions(n=2, temperature=1.0, seed=5)).images
+        assert not all(np.array_equal(a, np.asarray(b)) for a, b in zip(got, other))
+        explicit = server.post("/v1/images/generations",
+                               {"prompt": "a red circle", "n": 2, "seed": 5, "temperature": 1.0}).json()
+        assert all(np.array_equal(decode_png(d["b64_json"]), np.asarray(b)) for d, b in zip(explicit["data"], other))
+    finally:
+        janus.processor.image_temperature = 1.0
+
+
 def test_image_upscale_and_formats(server: LiveServer) -> None:
     client = server.client()
     response = client.images.generate(prompt="a blue square", response_format="b64_json", extra_body={"upscale": 2, "seed": 1})
