@@ -78,7 +78,8 @@ def test_compile_flag_reaches_the_engine(monkeypatch, tiny_checkpoint: Path) -> 
 def test_info_describes_the_model(capsys, tiny_checkpoint: Path) -> None:
     code, out, _ = run(capsys, "info", "--model", str(tiny_checkpoint))
     assert code == 0
-    for word in ("parameters", "language model", "SigLIP", "codebook", "official layout", "float32", "cpu", "default cfg 5"):
+    for word in ("parameters", "language model", "SigLIP", "codebook", "official layout", "float32", "cpu",
+                 "default cfg 5, temperature 1"):
         assert word in out
 
 

@@ -28,11 +28,18 @@ DEFAULT_CFG_WEIGHT = 5.0
 DEFAULT_IMAGE_TEMPERATURE = 1.0
 
 
-def _is_cfg_weight(value: object) -> bool:
+def _is_non_negative(value: object) -> bool:
+    """A finite number >= 0 (not a bool): the rule of both generation defaults."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
 
 
-_is_temperature = _is_cfg_weight  # the same rule: a finite number >= 0
+def _generation_default(processor_config: dict[str, object], key: str, default: float, path: Path) -> float:
+    """A generation default a checkpoint may name in its processor_config.json (`cfg_weight`,
+    `image_temperature`), else `default`."""
+    value = processor_config.get(key, default)
+    if not _is_non_negative(value):
+        raise CheckpointError(f"{path}: {key} must be a number >= 0, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -67,10 +74,9 @@ class JanusProcessor:
         cfg_weight: float = DEFAULT_CFG_WEIGHT,
         image_temperature: float = DEFAULT_IMAGE_TEMPERATURE,
     ) -> None:
-        if not _is_cfg_weight(cfg_weight):
-            raise InputError(f"cfg_weight must be a number >= 0, got {cfg_weight!r}")
-        if not _is_temperature(image_temperature):
-            raise InputError(f"image_temperature must be a number >= 0, got {image_temperature!r}")
+        for name, value in (("cfg_weight", cfg_weight), ("image_temperature", image_temperature)):
+            if not _is_non_negative(value):
+                raise InputError(f"{name} must be a number >= 0, got {value!r}")
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_format = fmt
@@ -110,12 +116,6 @@ class JanusProcessor:
                 f"{config.num_image_tokens} patches"
             )
         system = processor_config.get("system_prompt", DEFAULT_SYSTEM_PROMPT)
-        cfg_weight = processor_config.get("cfg_weight", DEFAULT_CFG_WEIGHT)
-        if not _is_cfg_weight(cfg_weight):
-            raise CheckpointError(f"{path}: cfg_weight must be a number >= 0, got {cfg_weight!r}")
-        image_temperature = processor_config.get("image_temperature", DEFAULT_IMAGE_TEMPERATURE)
-        if not _is_temperature(image_temperature):
-            raise CheckpointError(f"{path}: image_temperature must be a number >= 0, got {image_temperature!r}")
         return cls(
             TextTokenizer.from_folder(folder),
             ImageProcessor.from_folder(folder, config.vision.image_size),
@@ -123,8 +123,8 @@ class JanusProcessor:
             config.num_image_tokens,
             config.language.max_position_embeddings,
             system if isinstance(system, str) else DEFAULT_SYSTEM_PROMPT,
-            float(cfg_weight),
-            float(image_temperature),
+            _generation_default(processor_config, "cfg_weight", DEFAULT_CFG_WEIGHT, path),
+            _generation_default(processor_config, "image_temperature", DEFAULT_IMAGE_TEMPERATURE, path),
         )
 
     def save(self, folder: Path) -> None:

@@ -193,8 +193,9 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
         with gr.Row():
             cfg_weight = gr.Slider(minimum=1, maximum=10, value=janus.processor.cfg_weight, step=0.5, label="CFG Weight",
                                    elem_id="cfg")  # the model's default (5 for the official models)
-            t2i_temperature = gr.Slider(minimum=0, maximum=1, value=min(janus.processor.image_temperature, 1.0), step=0.05,
-                                        label="temperature", elem_id="t2i-temperature")  # the model's default (1)
+            default_temperature = janus.processor.image_temperature  # the model's default (1 for the official models)
+            t2i_temperature = gr.Slider(minimum=0, maximum=max(1.0, default_temperature), value=default_temperature,
+                                        step=0.05, label="temperature", elem_id="t2i-temperature")
         prompt_input = gr.Textbox(label="Prompt (more detail helps produce better images)", elem_id="prompt")
         with gr.Row():
             t2i_seed = gr.Number(label="Seed", precision=0, value=12345, elem_id="t2i-seed")
