@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--word-probe", action="store_true",
                            help="also probe which prompt words the generation reads: held-out scenes scored under "
                                 "their caption and with one word swapped (left/right, top/bottom, relations, colour, "
-                                "shape); no sampling, so free of its noise")
+                                "shape) or a pair's two colours exchanged (binding); no sampling, so free of its noise")
     run_group.add_argument("--probe-scenes", type=positive_int, default=50, metavar="N",
                            help="scenes per probed word class (default 50)")
     skip = run_group.add_mutually_exclusive_group()

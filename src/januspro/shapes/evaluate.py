@@ -22,7 +22,7 @@ prompts of a category are the same whatever the other settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from januspro.errors import InputError
@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 EVAL_SEED = 7777
 # The word classes of the word probe (`probe_words`): position words, relation words, colour and shape.
-PROBED_WORDS = ("left / right", "top / bottom", "left of / right of", "above / below", "color", "shape")
+# `color binding` swaps the colours of a pair's two objects (two words): a model that reads which colours a
+# prompt names but not which shape each belongs to prefers its caption only half the time.
+PROBED_WORDS = ("left / right", "top / bottom", "left of / right of", "above / below", "color", "shape", "color binding")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -318,8 +320,14 @@ def _swap_words(position: str, pair: dict[str, str]) -> str:
     return " ".join(pair.get(word, word) for word in position.split())
 
 
+def _other_than(rng: np.random.Generator, options: Sequence[str], than: str) -> str:
+    rest = [o for o in options if o != than]
+    return rest[int(rng.integers(len(rest)))]
+
+
 def probe_scenes(name: str, n: int, seed: int = EVAL_SEED) -> tuple[tuple[Scene, str, str], ...]:
-    """`n` (scene, its caption, the caption with one word of class `name` swapped) triples."""
+    """`n` (scene, its caption, the caption with one word of class `name` swapped) triples (`color binding`:
+    the two colours exchanged)."""
     if name not in PROBED_WORDS:
         raise InputError(f"unknown word class {name!r}; one of {', '.join(PROBED_WORDS)}")
     rng = np.random.default_rng([seed, 4, PROBED_WORDS.index(name)])
@@ -330,6 +338,12 @@ def probe_scenes(name: str, n: int, seed: int = EVAL_SEED) -> tuple[tuple[Scene,
             scene = sample_pair(rng, relation=options[int(rng.integers(2))])
             a, b = scene.ordered()
             swapped = pair_prompt((a.color, a.shape), INVERSE[scene.relation or ""], (b.color, b.shape)).text
+        elif name == "color binding":
+            first = (COLORS[int(rng.integers(6))], SHAPES[int(rng.integers(3))])
+            second = (_other_than(rng, COLORS, first[0]), _other_than(rng, SHAPES, first[1]))
+            scene = sample_pair(rng, first, second)  # type: ignore[arg-type]
+            a, b = scene.ordered()
+            swapped = pair_prompt((b.color, a.shape), scene.relation or "", (a.color, b.shape)).text
         else:
             axis = {"left / right": ("left", "right"), "top / bottom": ("top", "bottom")}.get(name)
             positions = [p for p in POSITIONS if axis is None or set(axis) & set(p.split())]
@@ -402,7 +416,8 @@ def format_report(report: ShapesEvalReport) -> str:
         total = sum(s.total for s in u.types)
         lines.append(f"  {'overall':<20}{total:>10}{sum(s.correct for s in u.types):>9}{u.overall:>10.3f}")
     if report.word_probe is not None:
-        lines += ["", "word probe (mean log-probability per code of held-out scenes: own caption, one word swapped)",
+        lines += ["", ("word probe (mean log-probability per code of held-out scenes: own caption, one word swapped; "
+                        "color binding: a pair's two colours exchanged)"),
                   f"  {'words':<20}{'scenes':>7}{'own':>9}{'swapped':>9}{'gap':>8}{'prefers':>9}"]
         for w in report.word_probe:
             lines.append(f"  {w.name:<20}{w.scenes:>7}{w.logprob:>9.3f}{w.swapped_logprob:>9.3f}{w.gap:>8.3f}{w.prefers:>9.2f}")
