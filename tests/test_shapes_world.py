@@ -14,7 +14,7 @@ from PIL import Image
 
 from januspro.errors import InputError
 from januspro.shapes import world
-from januspro.shapes.dataset import HELD_OUT_SEED, iter_samples, read_records, write_dataset
+from januspro.shapes.dataset import HELD_OUT_SEED, iter_samples, read_records, text_record, write_dataset
 from januspro.shapes.judge import judge, scene_from_image
 from januspro.shapes.world import (
     COLORS, PALETTE, POSITIONS, RELATIONS, SHAPES, Obj, Scene, answer, normalize_answer, parse_prompt, prompts,
@@ -305,6 +305,33 @@ def test_dataset_is_reproducible_and_matches_the_stream(tmp_path: Path) -> None:
         written = np.asarray(Image.open(tmp_path / "a" / "images" / f"{index:06d}.png"))
         assert (written == np.asarray(sample.image)).all()
         assert sample.prompts[0].text == sample.scene.caption and sample.questions
+
+
+def test_text_paragraphs_are_a_prompt_and_true_facts(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    kinds = Counter()
+    for _ in range(150):
+        scene = sample_scene(rng)
+        head, *facts = text_record(scene, rng, paragraph=True)["text"].split(". ")
+        assert head in {p.text for p in world.prompts(scene)}
+        assert 2 <= len(facts) <= 3 and scene.caption not in facts
+        probe = np.random.default_rng(0)
+        true = {qa.statement for t in question_types(scene) for _ in range(100)
+                if (qa := question(scene, t, probe)) is not None}
+        present = {f"there is no {o.name}" for o in scene.objects}
+        negatives = {f for f in facts if f.startswith("there is no ")}  # 15 or more absent objects to draw from
+        assert not negatives & present and set(facts) - negatives <= true, (scene.caption, facts)
+        kinds[scene.kind] += 1
+    assert kinds.keys() == {"single", "pair", "count"}
+    # Paragraphs replace text records only; the images and the other records stay as they were.
+    write_dataset(tmp_path / "a", seed=5, n_t2i=6, n_understanding=6, n_text=20)
+    write_dataset(tmp_path / "b", seed=5, n_t2i=6, n_understanding=6, n_text=20, text_paragraphs=1.0)
+    a, b = ([json.loads(line) for line in (tmp_path / x / "manifest.jsonl").read_text().splitlines()] for x in "ab")
+    assert [r for r in a if r["kind"] != "text"] == [r for r in b if r["kind"] != "text"]
+    assert all(". " in r["text"] for r in b if r["kind"] == "text")
+    assert not any(". " in r["text"] for r in a if r["kind"] == "text")
+    with pytest.raises(InputError, match="text_paragraphs"):
+        write_dataset(tmp_path / "c", seed=5, n_t2i=1, n_understanding=0, n_text=1, text_paragraphs=1.5)
 
 
 def test_dataset_refuses_held_out_seeds_and_existing_data(tmp_path: Path) -> None:

@@ -96,8 +96,21 @@ def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator
     return {"kind": "understanding", "images": [image_path], "messages": messages}
 
 
-def text_record(scene: Scene, rng: np.random.Generator) -> dict[str, Any]:
-    """A sentence about a scene: a generation prompt (1 in 3) or a fact as a plain sentence."""
+def text_record(scene: Scene, rng: np.random.Generator, paragraph: bool = False) -> dict[str, Any]:
+    """A sentence about a scene: a generation prompt (1 in 3) or a fact as a plain sentence.
+
+    `paragraph`: a generation prompt of the scene followed by two or three facts about it
+    (`a red circle to the left of a blue square. the square is blue. there is no red square.
+    the blue square is to the right of the red circle`). The facts follow from the prompt only
+    when it is read with its binding (which colour goes with which shape, which way the relation
+    points), so the language model learns to build that reading, which generation then needs."""
+    if paragraph:
+        options = prompts(scene)
+        prompt = options[int(rng.integers(len(options)))].text
+        types = [t for t in question_types(scene) if t != "describe"]
+        picked = rng.permutation(len(types))[: int(rng.integers(2, 4))]
+        facts = [question(scene, types[int(i)], rng) for i in picked]
+        return {"kind": "text", "text": ". ".join([prompt] + [qa.statement for qa in facts if qa is not None])}
     if rng.integers(3) == 0:
         options = prompts(scene)
         return {"kind": "text", "text": options[int(rng.integers(len(options)))].text}
@@ -116,6 +129,7 @@ def write_dataset(
     *,
     questions_per_image: int = 2,
     multi_turn: float = 0.25,
+    text_paragraphs: float = 0.0,
     weights: Sequence[float] = KIND_WEIGHTS,
     allow_held_out: bool = False,
     overwrite: bool = False,
@@ -124,6 +138,7 @@ def write_dataset(
 
     n_t2i / n_understanding / n_text: records of each kind; questions_per_image: understanding
     records per scene image; multi_turn: fraction of understanding records with 2-3 turns;
+    text_paragraphs: fraction of text records that are a prompt and facts (`text_record`);
     weights: scene kinds single, pair, count. Refuses a folder that already has a manifest
     unless `overwrite` (which first removes the manifest and images/*.png)."""
     check_seed(seed, allow_held_out)
@@ -134,6 +149,8 @@ def write_dataset(
         raise InputError(f"questions_per_image must be >= 1, got {questions_per_image}")
     if not 0 <= multi_turn <= 1:
         raise InputError(f"multi_turn must be in [0, 1], got {multi_turn}")
+    if not 0 <= text_paragraphs <= 1:
+        raise InputError(f"text_paragraphs must be in [0, 1], got {text_paragraphs}")
     folder = Path(folder)
     manifest = folder / MANIFEST
     images_dir = folder / "images"
@@ -161,7 +178,8 @@ def write_dataset(
             records.append(understanding_record(scene, path, pick, turns))
             written_und += 1
     text_scenes = np.random.default_rng([seed, 0, 1])  # the scenes of iter_samples(seed, stream=1)
-    records += [text_record(sample_scene(text_scenes, weights=weights), pick) for _ in range(n_text)]
+    records += [text_record(sample_scene(text_scenes, weights=weights), pick, paragraph=text_paragraphs > 0 and pick.random() < text_paragraphs)
+                for _ in range(n_text)]
 
     tmp = manifest.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as out:
