@@ -77,6 +77,22 @@ def test_recipe_data_follows_multi_turn(tmp_path: Path) -> None:
     assert turns(0.0, tmp_path / "b") == {1}
 
 
+def test_recipe_data_follows_text_paragraphs(tmp_path: Path) -> None:
+    """`Recipe.text_paragraphs` reaches the dataset: at 1.0 every text record is a prompt followed
+    by facts, at 0.0 none is."""
+    from dataclasses import replace
+
+    from januspro.training.recipe import make_data, smoke_recipe
+
+    def texts(share: float, folder: Path) -> list[str]:
+        data = make_data(replace(smoke_recipe(), text_paragraphs=share), folder)
+        records = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+        return [r["text"] for r in records if r["kind"] == "text"]
+
+    assert all(". " in text for text in texts(1.0, tmp_path / "a"))
+    assert not any(". " in text for text in texts(0.0, tmp_path / "b"))
+
+
 def test_recipe_vision_patch_sets_the_understanding_tokens(tmp_path: Path) -> None:
     """`Recipe.vision_patch` reaches the ViT and the prompt: 64 px images give 4 x 4 tokens at patch 16
     (the shipped recipe) and 8 x 8 at patch 8, while generation keeps its 8 x 8 VQ codes."""
