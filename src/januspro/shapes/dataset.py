@@ -78,10 +78,15 @@ def iter_samples(
         yield Sample(scene, render(scene), prompts(scene), questions(scene, extras))
 
 
+def _any_prompt(scene: Scene, rng: np.random.Generator) -> str:
+    """A uniformly drawn generation prompt of the scene (`world.prompts`)."""
+    options = prompts(scene)
+    return options[int(rng.integers(len(options)))].text
+
+
 def t2i_record(scene: Scene, image_path: str, rng: np.random.Generator) -> dict[str, Any]:
     """A text-to-image record with a uniformly drawn prompt of the image."""
-    options = prompts(scene)
-    return {"kind": "t2i", "prompt": options[int(rng.integers(len(options)))].text, "image": image_path}
+    return {"kind": "t2i", "prompt": _any_prompt(scene, rng), "image": image_path}
 
 
 def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator, turns: int = 1) -> dict[str, Any]:
@@ -105,15 +110,16 @@ def text_record(scene: Scene, rng: np.random.Generator, paragraph: bool = False)
     when it is read with its binding (which colour goes with which shape, which way the relation
     points), so the language model learns to build that reading, which generation then needs."""
     if paragraph:
-        options = prompts(scene)
-        prompt = options[int(rng.integers(len(options)))].text
-        types = [t for t in question_types(scene) if t != "describe"]
-        picked = rng.permutation(len(types))[: int(rng.integers(2, 4))]
-        facts = [question(scene, types[int(i)], rng) for i in picked]
-        return {"kind": "text", "text": ". ".join([prompt] + [qa.statement for qa in facts if qa is not None])}
+        prompt = _any_prompt(scene, rng)
+        types = [t for t in question_types(scene) if t != "describe"]  # describe: the caption again
+        sentences = [prompt]
+        for index in rng.permutation(len(types))[: int(rng.integers(2, 4))]:
+            qa = question(scene, types[int(index)], rng)
+            assert qa is not None  # question_types lists only the types that apply
+            sentences.append(qa.statement)
+        return {"kind": "text", "text": ". ".join(sentences)}
     if rng.integers(3) == 0:
-        options = prompts(scene)
-        return {"kind": "text", "text": options[int(rng.integers(len(options)))].text}
+        return {"kind": "text", "text": _any_prompt(scene, rng)}
     types = question_types(scene)
     qa = question(scene, types[int(rng.integers(len(types)))], rng)
     assert qa is not None
@@ -178,8 +184,11 @@ def write_dataset(
             records.append(understanding_record(scene, path, pick, turns))
             written_und += 1
     text_scenes = np.random.default_rng([seed, 0, 1])  # the scenes of iter_samples(seed, stream=1)
-    records += [text_record(sample_scene(text_scenes, weights=weights), pick, paragraph=text_paragraphs > 0 and pick.random() < text_paragraphs)
-                for _ in range(n_text)]
+    for _ in range(n_text):
+        scene = sample_scene(text_scenes, weights=weights)
+        # No draw at share 0, so datasets without paragraphs stay what they were before the option.
+        paragraph = text_paragraphs > 0 and pick.random() < text_paragraphs
+        records.append(text_record(scene, pick, paragraph))
 
     tmp = manifest.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as out:
