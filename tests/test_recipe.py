@@ -18,6 +18,7 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     card = json.loads((out / "training.json").read_text())
     assert set(card["seconds"]) >= {"data", "tokenizer", "components", "stages", "total"}
     assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip"}
+    assert "patch_loss" in card["components_final"]["siglip"]  # the smoke recipe trains the ViT's dense head too
     train = tmp_path / "work" / "train"
     stages = {line.split(",")[0] for line in (train / "loss.csv").read_text().splitlines()[1:]}
     assert stages == {"0", "1", "2", "3"}  # LM pre-training, then stages 1-3
@@ -91,6 +92,22 @@ def test_recipe_data_follows_text_paragraphs(tmp_path: Path) -> None:
 
     assert all(". " in text for text in texts(1.0, tmp_path / "a"))
     assert not any(". " in text for text in texts(0.0, tmp_path / "b"))
+
+
+def test_recipe_data_follows_question_weights(tmp_path: Path) -> None:
+    """`Recipe.question_weights` reaches the dataset: a type weighted 0 is never asked, and None asks
+    every type."""
+    from dataclasses import replace
+
+    from januspro.training.recipe import make_data, smoke_recipe
+
+    def questions(weights: dict[str, float] | None, folder: Path) -> set[str]:
+        data = make_data(replace(smoke_recipe(), question_weights=weights), folder)
+        records = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+        return {m["content"].split("\n")[-1] for r in records if r["kind"] == "understanding" for m in r["messages"][::2]}
+
+    assert not any(q.startswith("Is there") for q in questions({"exists": 0.0}, tmp_path / "a"))
+    assert any(q.startswith("Is there") for q in questions(None, tmp_path / "b"))
 
 
 def test_recipe_vision_patch_sets_the_understanding_tokens(tmp_path: Path) -> None:

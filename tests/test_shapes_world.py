@@ -180,6 +180,28 @@ def test_prompts_describe_the_image_and_parse_back() -> None:
         "a small red circle in the top left"
 
 
+def test_patch_contents_marks_the_patches_each_object_covers() -> None:
+    red_circle = Obj("red", "circle", "small", 5, 30)  # x 5-16, y 30-41
+    blue_square = Obj("blue", "square", "large", 35, 28)  # x 35-56, y 28-49
+    contents = world.patch_contents(Scene((red_circle, blue_square)), 16)
+    assert contents.shape == (16, 18)
+    red = world.COLORS.index("red") * 3 + world.SHAPES.index("circle")
+    blue = world.COLORS.index("blue") * 3 + world.SHAPES.index("square")
+    # Patch (row, col) is index 4 * row + col; the circle lies in column 0, rows 1 and 2, and its last pixel
+    # column (x = 16, y 34-37) puts exactly 4 px into patch (2, 1); the square covers columns 2-3, rows 1-3.
+    assert list(np.flatnonzero(contents[:, red])) == [4, 8, 9]
+    assert list(np.flatnonzero(contents[:, blue])) == [6, 7, 10, 11, 14, 15]
+    assert contents.sum() == 9 and set(np.flatnonzero(contents.sum(0))) == {red, blue}
+    assert list(np.flatnonzero(world.patch_contents(Scene((red_circle,)), 16, min_pixels=5)[:, red])) == [4, 8]
+    # Every object pixel falls in some patch: with a 1-pixel threshold the marked patches hold the whole mask.
+    for scene in scenes(50):
+        marked = world.patch_contents(scene, 8, min_pixels=1).reshape(8, 8, 18).any(-1)
+        drawn = (world.render_array(scene) != 255).any(-1).reshape(8, 8, 8, 8).any(axis=(1, 3))
+        assert (marked == drawn).all()
+    with pytest.raises(ValueError, match="divide"):
+        world.patch_contents(Scene((red_circle,)), 10)
+
+
 def test_descriptions_are_exactly_the_phrases_true_of_the_scene() -> None:
     red_circle = Obj("red", "circle", "small", 5, 30)
     blue_square = Obj("blue", "square", "large", 35, 28)
@@ -332,6 +354,40 @@ def test_text_paragraphs_are_a_prompt_and_true_facts(tmp_path: Path) -> None:
     assert not any(". " in r["text"] for r in a if r["kind"] == "text")
     with pytest.raises(InputError, match="text_paragraphs"):
         write_dataset(tmp_path / "c", seed=5, n_t2i=1, n_understanding=0, n_text=1, text_paragraphs=1.5)
+
+
+QUESTION_OPENINGS = {"Is there": "exists", "Is the": "relation", "What color": "color", "What shape": "shape",
+                     "How many": "count", "Where is": "position", "Describe the": "describe"}
+
+
+def question_type_of(text: str) -> str:
+    return QUESTION_OPENINGS[" ".join(text.split("\n")[-1].split()[:2])]
+
+
+def test_question_weights_set_how_often_each_type_is_asked(tmp_path: Path) -> None:
+    def asked(folder: Path) -> Counter:
+        counts: Counter = Counter()
+        for line in (folder / "manifest.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            for message in record.get("messages", [])[::2]:
+                counts[question_type_of(message["content"])] += 1
+        return counts
+
+    write_dataset(tmp_path / "u", seed=3, n_t2i=150, n_understanding=300, n_text=0, multi_turn=0.0)
+    write_dataset(tmp_path / "w", seed=3, n_t2i=150, n_understanding=300, n_text=0, multi_turn=0.0,
+                  question_weights={"exists": 6.0, "count": 0.0})
+    uniform, weighted = asked(tmp_path / "u"), asked(tmp_path / "w")
+    assert weighted["count"] == 0 and uniform["count"] > 20
+    assert weighted["exists"] > 2.5 * uniform["exists"]
+    # Multi-turn conversations never repeat a type and never ask one weighted 0.
+    write_dataset(tmp_path / "m", seed=3, n_t2i=50, n_understanding=100, n_text=0, multi_turn=1.0,
+                  question_weights={"exists": 0.0, "describe": 3.0})
+    for line in (tmp_path / "m" / "manifest.jsonl").read_text().splitlines():
+        types = [question_type_of(m["content"]) for m in json.loads(line).get("messages", [])[::2]]
+        assert "exists" not in types and len(types) == len(set(types))
+    for bad in ({"colour": 1.0}, {"exists": -1.0}, dict.fromkeys(world.QUESTION_TYPES, 0.0)):
+        with pytest.raises(InputError, match="question"):
+            write_dataset(tmp_path / "x", seed=3, n_t2i=1, n_understanding=1, n_text=0, question_weights=bad)
 
 
 def test_dataset_refuses_held_out_seeds_and_existing_data(tmp_path: Path) -> None:

@@ -489,6 +489,41 @@ def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
                      ComponentTrainConfig(steps=1), progress=False)
 
 
+def test_siglip_trainer_dense_loss_teaches_each_patch_what_it_shows() -> None:
+    """With patch targets and dense_weight the trainer adds a per-patch loss that falls as the
+    ViT learns which patches hold the bright square; without dense_weight it is not computed."""
+    from januspro.models.janus import JanusModel
+    from januspro.testing import tiny_config
+    from januspro.training.components import ComponentTrainConfig, train_siglip
+
+    torch.manual_seed(0)
+    model = JanusModel(tiny_config())
+    model.initialize_weights()
+    vit = model.vision_model.vision_tower
+    size, patch = model.config.vision.image_size, model.config.vision.patch_size
+    grid = size // patch
+    pixels = torch.randn(32, 3, size, size) * 0.1
+    targets = torch.zeros(32, grid * grid, 1)
+    for i in range(32):  # one bright patch per image, at a random place
+        row, col = divmod(i * 7 % (grid * grid), grid)
+        pixels[i, :, row * patch:(row + 1) * patch, col * patch:(col + 1) * patch] += 1.0
+        targets[i, row * grid + col, 0] = 1.0
+    phrases, positives = [[5], [6]], [[i % 2] for i in range(32)]
+    config = ComponentTrainConfig(steps=60, batch_size=16, lr=3e-3, warmup_steps=5, dense_weight=1.0)
+    history = train_siglip(vit, pixels, phrases, positives, model.config.language.vocab_size, config,
+                           progress=False, patch_targets=targets)
+    assert history[-1]["patch_loss"] < 0.25 * history[0]["patch_loss"]
+    assert history[-1]["loss"] == pytest.approx(history[-1]["contrastive"] + history[-1]["patch_loss"], rel=1e-5)
+    plain = train_siglip(vit, pixels, phrases, positives, model.config.language.vocab_size,
+                         replace(config, steps=2, dense_weight=0.0), progress=False, patch_targets=targets)
+    assert "patch_loss" not in plain[-1]
+    with pytest.raises(ValueError, match="patch_targets"):
+        train_siglip(vit, pixels, phrases, positives, model.config.language.vocab_size, config, progress=False,
+                     patch_targets=targets[:, :1])
+    with pytest.raises(januspro.InputError, match="dense_weight"):
+        ComponentTrainConfig(dense_weight=-1.0)
+
+
 def test_weight_averages_of_other_parameters_are_refused() -> None:
     from januspro.errors import CheckpointError
     from januspro.training.ema import WeightAverage

@@ -17,7 +17,8 @@ paths in records are relative to the manifest's folder. `write_dataset` writes
 
 Each scene image is written once and used by one t2i record and `questions_per_image`
 understanding records (as many images as the larger need asks for). Question types are drawn
-uniformly among those that apply to the scene; yes/no answers are a fair coin.
+uniformly among those that apply to the scene, or by `question_weights`; yes/no answers are a
+fair coin.
 
 Seeds: training data uses seeds 0-999; seeds from HELD_OUT_SEED (7000) up are held out for
 evaluation (ShapesEval uses 7777) and refused unless `allow_held_out=True`. The same seed and
@@ -29,14 +30,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
 from januspro.errors import InputError
 from januspro.shapes.world import (
-    KIND_WEIGHTS, QA, PromptSpec, Scene, prompts, question, question_types, questions, render, sample_scene,
+    KIND_WEIGHTS,
+    QA,
+    QUESTION_TYPES,
+    PromptSpec,
+    Scene,
+    prompts,
+    question,
+    question_types,
+    questions,
+    render,
+    sample_scene,
 )
 
 HELD_OUT_SEED = 7000
@@ -89,11 +100,21 @@ def t2i_record(scene: Scene, image_path: str, rng: np.random.Generator) -> dict[
     return {"kind": "t2i", "prompt": _any_prompt(scene, rng), "image": image_path}
 
 
-def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator, turns: int = 1) -> dict[str, Any]:
-    """A conversation of `turns` fresh questions of different types about one image."""
+def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator, turns: int = 1,
+                         weights: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """A conversation of `turns` fresh questions of different types about one image, the types
+    drawn uniformly among those that apply, or in proportion to `weights` (without replacement)."""
     types = question_types(scene)
+    if weights is None:
+        order = rng.permutation(len(types))[:turns]
+    else:
+        share = np.array([weights.get(t, 1.0) for t in types], dtype=float)
+        if not share.any():  # every type that applies is weighted 0: ask them uniformly
+            share[:] = 1.0
+        turns = min(turns, int(np.count_nonzero(share)))
+        order = rng.choice(len(types), size=turns, replace=False, p=share / share.sum())
     messages: list[dict[str, str]] = []
-    for turn, index in enumerate(rng.permutation(len(types))[:turns]):
+    for turn, index in enumerate(order):
         qa = question(scene, types[int(index)], rng)
         assert qa is not None
         content = f"{IMAGE_TOKEN}\n{qa.question}" if turn == 0 else qa.question
@@ -136,6 +157,7 @@ def write_dataset(
     questions_per_image: int = 2,
     multi_turn: float = 0.25,
     text_paragraphs: float = 0.0,
+    question_weights: Mapping[str, float] | None = None,
     weights: Sequence[float] = KIND_WEIGHTS,
     allow_held_out: bool = False,
     overwrite: bool = False,
@@ -145,6 +167,8 @@ def write_dataset(
     n_t2i / n_understanding / n_text: records of each kind; questions_per_image: understanding
     records per scene image; multi_turn: fraction of understanding records with 2-3 turns;
     text_paragraphs: fraction of text records that are a prompt and facts (`text_record`);
+    question_weights: relative frequency of each question type in understanding records (types
+    left out weigh 1; None: uniform, the data stream of datasets written before the option);
     weights: scene kinds single, pair, count. Refuses a folder that already has a manifest
     unless `overwrite` (which first removes the manifest and images/*.png)."""
     check_seed(seed, allow_held_out)
@@ -157,6 +181,14 @@ def write_dataset(
         raise InputError(f"multi_turn must be in [0, 1], got {multi_turn}")
     if not 0 <= text_paragraphs <= 1:
         raise InputError(f"text_paragraphs must be in [0, 1], got {text_paragraphs}")
+    if question_weights is not None:
+        unknown = sorted(set(question_weights) - set(QUESTION_TYPES))
+        if unknown:
+            raise InputError(f"unknown question types {unknown} in question_weights (choose from "
+                             f"{', '.join(QUESTION_TYPES)})")
+        if any(not w >= 0 for w in question_weights.values()) or not any(question_weights.get(t, 1.0) > 0
+                                                                           for t in QUESTION_TYPES):
+            raise InputError(f"question_weights must be >= 0 and not all 0, got {dict(question_weights)}")
     folder = Path(folder)
     manifest = folder / MANIFEST
     images_dir = folder / "images"
@@ -181,7 +213,7 @@ def write_dataset(
             records.append(t2i_record(scene, path, pick))
         for _ in range(min(questions_per_image, n_understanding - written_und)):
             turns = 1 if pick.random() >= multi_turn else int(pick.integers(2, 4))
-            records.append(understanding_record(scene, path, pick, turns))
+            records.append(understanding_record(scene, path, pick, turns, question_weights))
             written_und += 1
     text_scenes = np.random.default_rng([seed, 0, 1])  # the scenes of iter_samples(seed, stream=1)
     for _ in range(n_text):

@@ -448,6 +448,24 @@ def descriptions(scene: Scene) -> tuple[str, ...]:
     return tuple(phrases)
 
 
+def patch_contents(scene: Scene, patch: int, min_pixels: int = 4) -> np.ndarray:
+    """Which objects each patch of a `patch` x `patch` grid shows: a [patches, colours x shapes]
+    0/1 array, row-major patches, column `COLORS.index(c) * len(SHAPES) + SHAPES.index(s)` set
+    where an object of colour c and shape s covers at least `min_pixels` of the patch. The dense
+    target of the understanding ViT: each patch feature learns what it is part of, colour and
+    shape bound together, which a loss on the pooled image embedding alone does not force."""
+    if patch <= 0 or IMAGE_SIZE % patch:
+        raise ValueError(f"patch must divide the {IMAGE_SIZE} px image, got {patch}")
+    grid = IMAGE_SIZE // patch
+    out = np.zeros((grid * grid, len(COLORS) * len(SHAPES)), dtype=np.float32)
+    for o in scene.objects:
+        mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
+        mask[o.y:o.y + o.side, o.x:o.x + o.side] = shape_mask(o.shape, o.side)
+        covered = mask.reshape(grid, patch, grid, patch).sum(axis=(1, 3)).reshape(-1) >= min_pixels
+        out[covered, COLORS.index(o.color) * len(SHAPES) + SHAPES.index(o.shape)] = 1.0
+    return out
+
+
 def scene_for_prompt(spec: PromptSpec, rng: np.random.Generator) -> Scene:
     """A random scene whose image the prompt describes (what a perfect generator would draw)."""
     if spec.count is not None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from januspro.bundled import BUNDLED_DIR
@@ -127,6 +128,16 @@ class Recipe:
     # they bind). 1.0 with 24,000 text records and 400 `lm` steps (full build, 51 min 45 s): 0.505 / 0.497 and
     # 0.774 / 0.789; shapes swapped 0.97, relation 0.84, but colours swapped 0.59 (README). Before this: 0.
     text_paragraphs: float = 0.75
+    # Relative frequency of each question type in the understanding records (`write_dataset`; None: uniform).
+    # The shipped model never learned `exists` (it answers yes to 0.9 of them, on training scenes too, even after
+    # the true description in the conversation); 900 understanding-only stage-3 steps on it with an exists
+    # question in every conversation lift exists from 0.50 to 0.77 (200 held-out questions), with the weights
+    # below only to 0.59. A full build with them and the dense ViT below (seed 0, 2026-12-06, 63 min 53 s on a
+    # slow hour of the 2-core Xeon): answers 0.851 / 0.823 against 0.763 / 0.751 (exists 1.00 / 0.94, shape
+    # 0.72 / 0.64), but generation 0.447 / 0.420 against 0.605 / 0.578: that build's LLM did not learn binding
+    # (word probe: relations prefer 0.52 / 0.66, colour binding 0.56), so not shipped (README). Weights tried:
+    # color 2, shape 2, count 0.5, position 0.5, exists 3, relation 1.5, describe 1.
+    question_weights: dict[str, float] | None = None
     tokenizer_vocab: int = 768
     hidden: int = 192
     # Deeper and narrower at about the same parameters, 6 layers x 160 (stages only on the shipped encoders,
@@ -167,6 +178,12 @@ class Recipe:
                                                             edge_weight=4.0)
     # Short phrases true of each image (`descriptions`), 1000 steps: a linear probe of the ViT's max-pooled
     # patch features finds the shape of held-out one-object scenes 0.93 of the time (captions only: 0.60).
+    # dense_weight (`train_siglip`'s per-patch loss on what each patch shows): a linear probe of the shipped ViT's
+    # patch features finds the shape of a pair's object patches 0.47 of the time (colour 0.97), which is why the
+    # model names a pair's colours but not which shape has which (`describe` of pairs: 17 of 128 exact, most with
+    # one shape for both). Dense weight 1 for 1,000 steps: 0.51; weight 5 for 3,000 steps (70 s -> 3.6 min): 0.86,
+    # and 900 understanding-only stage-3 steps on the shipped LLM with that ViT answer pair shapes 0.60 against
+    # 0.46 (single 0.98 against 0.91). In the full build above: probe 0.69 after stage 3, shape 0.72 / 0.64.
     siglip: ComponentTrainConfig = ComponentTrainConfig(steps=1000, batch_size=64, lr=1e-3, warmup_steps=40)
     # Start the generation embedding (dim 8, like the codebook) from the trained VQ's codebook, so that codes that
     # look alike enter the LLM alike from the first step. On the shipped model's encoders (stages only, seed 0) it
@@ -188,7 +205,8 @@ def smoke_recipe(seed: int = 0) -> Recipe:
     tiny = ComponentTrainConfig(steps=4, batch_size=8, warmup_steps=1, restart_dead_every=2)
     return Recipe(
         seed=seed, scenes=48, text_records=48, tokenizer_vocab=400, hidden=64, layers=2, codebook=128,
-        component_images=32, vq=tiny, siglip=tiny, vq_decoder=tiny, blank_patch_codes=True, vq_blank_codes=tiny,
+        component_images=32, vq=tiny, siglip=replace(tiny, dense_weight=1.0), vq_decoder=tiny, blank_patch_codes=True,
+        vq_blank_codes=tiny,
         stages=tuple(replace(s, steps=2, batch_size=8, warmup_steps=1) for s in _default_stages()),
     )
 
@@ -216,7 +234,8 @@ def make_data(recipe: Recipe, folder: Path) -> Path:
 
     manifest = write_dataset(folder, seed=recipe.seed, n_t2i=recipe.scenes, n_understanding=2 * recipe.scenes,
                              n_text=recipe.text_records, multi_turn=recipe.multi_turn,
-                             text_paragraphs=recipe.text_paragraphs, overwrite=True)
+                             text_paragraphs=recipe.text_paragraphs, question_weights=recipe.question_weights,
+                             overwrite=True)
     return manifest.parent
 
 
@@ -243,9 +262,8 @@ def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, 
     """The pieces Janus takes off the shelf: the VQ tokenizer (its decoder then fine-tuned on its final codes) and
     the understanding ViT."""
     from januspro.shapes.dataset import iter_samples
-    from januspro.shapes.world import descriptions
 
-    model, processor = janus.model, janus.processor
+    model = janus.model
     device = model.gen_head.vision_head.weight.device
     samples = iter_samples(recipe.seed, stream=7)
     pairs = [next(samples) for _ in range(recipe.component_images)]
@@ -265,13 +283,27 @@ def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, 
     if recipe.gen_embed_from_codebook:
         init_gen_embed_from_codebook(model)
     del images
-    pixels = processor.image_processor([s.image for s in pairs]).to(device)
+    return finals | {"siglip": train_vit(recipe, janus, [s.scene for s in pairs], [s.image for s in pairs], progress)}
+
+
+def train_vit(recipe: Recipe, janus, scenes: list, images: list, progress: bool = True) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """SigLIP-style pre-training of the understanding ViT on `images` of `scenes` (phrases true of each scene,
+    plus the per-patch contents where `recipe.siglip.dense_weight` > 0); returns the final losses."""
+    from januspro.shapes.world import descriptions, patch_contents
+
+    model, processor = janus.model, janus.processor
+    device = model.vision_model.vision_tower.pos_embed.device
+    pixels = processor.image_processor(images).to(device)
     index: dict[str, int] = {}
-    positives = [[index.setdefault(text, len(index)) for text in descriptions(s.scene)] for s in pairs]
+    positives = [[index.setdefault(text, len(index)) for text in descriptions(scene)] for scene in scenes]
     phrases = [processor.tokenizer.encode(text, add_bos=False) for text in index]
-    history_vit = train_siglip(model.vision_model.vision_tower, pixels, phrases, positives,
-                               model.config.language.vocab_size, recipe.siglip, progress=progress)
-    return finals | {"siglip": history_vit[-1] if history_vit else {}}
+    targets = None
+    if recipe.siglip.dense_weight > 0:
+        patch = model.config.vision.patch_size
+        targets = torch.from_numpy(np.stack([patch_contents(scene, patch) for scene in scenes]))
+    history = train_siglip(model.vision_model.vision_tower, pixels, phrases, positives,
+                           model.config.language.vocab_size, recipe.siglip, progress=progress, patch_targets=targets)
+    return history[-1] if history else {}
 
 
 def init_gen_embed_from_codebook(model: JanusModel) -> None:
