@@ -520,6 +520,8 @@ def test_siglip_trainer_dense_loss_teaches_each_patch_what_it_shows() -> None:
     with pytest.raises(ValueError, match="patch_targets"):
         train_siglip(vit, pixels, phrases, positives, model.config.language.vocab_size, config, progress=False,
                      patch_targets=targets[:, :1])
+    with pytest.raises(ValueError, match="needs patch_targets"):
+        train_siglip(vit, pixels, phrases, positives, model.config.language.vocab_size, config, progress=False)
     with pytest.raises(januspro.InputError, match="dense_weight"):
         ComponentTrainConfig(dense_weight=-1.0)
 

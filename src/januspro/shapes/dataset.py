@@ -168,7 +168,8 @@ def write_dataset(
     records per scene image; multi_turn: fraction of understanding records with 2-3 turns;
     text_paragraphs: fraction of text records that are a prompt and facts (`text_record`);
     question_weights: relative frequency of each question type in understanding records (types
-    left out weigh 1; None: uniform, the data stream of datasets written before the option);
+    left out weigh 1; a scene whose applicable types all weigh 0 is asked them uniformly; None:
+    uniform, the data stream of datasets written before the option);
     weights: scene kinds single, pair, count. Refuses a folder that already has a manifest
     unless `overwrite` (which first removes the manifest and images/*.png)."""
     check_seed(seed, allow_held_out)

@@ -339,7 +339,7 @@ def probe_scenes(name: str, n: int, seed: int = EVAL_SEED) -> tuple[tuple[Scene,
             a, b = scene.ordered()
             swapped = pair_prompt((a.color, a.shape), INVERSE[scene.relation or ""], (b.color, b.shape)).text
         elif name == "color binding":
-            first = (COLORS[int(rng.integers(6))], SHAPES[int(rng.integers(3))])
+            first = (COLORS[int(rng.integers(len(COLORS)))], SHAPES[int(rng.integers(len(SHAPES)))])
             second = (_other_than(rng, COLORS, first[0]), _other_than(rng, SHAPES, first[1]))
             scene = sample_pair(rng, first, second)  # type: ignore[arg-type]
             a, b = scene.ordered()

@@ -400,8 +400,8 @@ def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, phrases: Sequence[Sequenc
     some pairs, so shape and count are learned too (a linear probe of the patch features for
     shape: 0.93 after 1000 steps on 64 px scenes, against 0.60 with captions only).
 
-    `patch_targets` [N, patches, K] (0/1, what each patch shows, e.g. `world.patch_contents`)
-    with `config.dense_weight` > 0 adds a throw-away linear head on every patch feature and a
+    `config.dense_weight` > 0 with `patch_targets` [N, patches, K] (0/1, what each patch shows,
+    e.g. `world.patch_contents`; required then, ignored at 0) adds a throw-away linear head on every patch feature and a
     binary cross entropy against them (summed over K, averaged over patches). The LLM reads the
     patch features, not the pooled embedding: with the contrastive loss alone the shapes-world
     ViT's patch features told a pair's shapes apart only as well as chance allows (a linear probe,
@@ -409,7 +409,9 @@ def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, phrases: Sequence[Sequenc
     had which."""
     if vit.attn_pool is None:
         raise ValueError("SigLIP pre-training needs the ViT's attention-pool head")
-    dense = patch_targets is not None and config.dense_weight > 0
+    dense = config.dense_weight > 0
+    if dense and patch_targets is None:
+        raise ValueError("dense_weight > 0 needs patch_targets (what each patch shows)")
     if dense and patch_targets.shape[:2] != (pixels.shape[0], vit.config.num_patches):  # type: ignore[union-attr]
         raise ValueError(f"patch_targets must be [{pixels.shape[0]}, {vit.config.num_patches}, K], got "
                          f"{tuple(patch_targets.shape)}")  # type: ignore[union-attr]
@@ -423,6 +425,7 @@ def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, phrases: Sequence[Sequenc
     # SigLIP starts at bias -10 for one positive per row; short phrases are true of many images
     # (about one pair in eight), so start where a logit can cross zero.
     bias = nn.Parameter(torch.tensor(-2.0, device=device))
+    patch_head = nn.Linear(width, patch_targets.shape[-1]).to(device) if dense else None  # type: ignore[union-attr]
     generator = torch.Generator().manual_seed(config.seed)
     max_len = max(len(p) for p in phrases)
     ids = torch.zeros(len(phrases), max_len, dtype=torch.long)
@@ -447,14 +450,13 @@ def train_siglip(vit: SigLIPViT, pixels: torch.Tensor, phrases: Sequence[Sequenc
         with torch.no_grad():
             accuracy = ((logits > 0) == (labels > 0)).float().mean()
         out = {"loss": contrastive, "pair_acc": accuracy}
-        if dense:
+        if patch_head is not None:
             target = patch_targets[index].to(device)  # type: ignore[index]  # [B, patches, K]
             patch_loss = F.binary_cross_entropy_with_logits(patch_head(features), target, reduction="none").sum(-1).mean()
             out |= {"loss": contrastive + config.dense_weight * patch_loss, "contrastive": contrastive,
                     "patch_loss": patch_loss}
         return out
 
-    patch_head = nn.Linear(width, patch_targets.shape[-1]).to(device) if dense else None  # type: ignore[union-attr]
     params = list(vit.parameters()) + list(text.parameters()) + list(image_proj.parameters()) + [log_temp, bias]
     params += list(patch_head.parameters()) if patch_head is not None else []
     history = _loop(config, params, step_fn, "siglip vit", on_step, progress)

@@ -17,7 +17,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from januspro.models.janus import JanusModel
 from januspro.processing.chat_format import JANUS_PRO
 from januspro.processing.image import ImageProcessor, pil_to_pixels
 from januspro.processing.processor import JanusProcessor
-from januspro.shapes.world import IMAGE_SIZE
+from januspro.shapes.world import IMAGE_SIZE, Scene
 from januspro.training.components import (
     ComponentTrainConfig,
     tag_blank_patches,
@@ -39,6 +39,9 @@ from januspro.training.components import (
     tune_vq_decoder,
 )
 from januspro.training.config import StageConfig, TrainConfig, preset_stage
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +289,8 @@ def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, 
     return finals | {"siglip": train_vit(recipe, janus, [s.scene for s in pairs], [s.image for s in pairs], progress)}
 
 
-def train_vit(recipe: Recipe, janus, scenes: list, images: list, progress: bool = True) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def train_vit(recipe: Recipe, janus, scenes: Sequence[Scene], images: Sequence[Image.Image],  # type: ignore[no-untyped-def]
+              progress: bool = True) -> dict[str, float]:
     """SigLIP-style pre-training of the understanding ViT on `images` of `scenes` (phrases true of each scene,
     plus the per-patch contents where `recipe.siglip.dense_weight` > 0); returns the final losses."""
     from januspro.shapes.world import descriptions, patch_contents
