@@ -92,6 +92,11 @@ def test_recipe_data_follows_text_paragraphs(tmp_path: Path) -> None:
 
     assert all(". " in text for text in texts(1.0, tmp_path / "a"))
     assert not any(". " in text for text in texts(0.0, tmp_path / "b"))
+    # Recipe.paragraph_chats turns the paragraphs into image-free conversations.
+    data = make_data(replace(smoke_recipe(), text_paragraphs=1.0, paragraph_chats=1.0), tmp_path / "c")
+    records = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    assert not any(r["kind"] == "text" for r in records)
+    assert any(r["kind"] == "understanding" and r["images"] == [] for r in records)
 
 
 def test_recipe_data_follows_question_weights(tmp_path: Path) -> None:

@@ -356,6 +356,31 @@ def test_text_paragraphs_are_a_prompt_and_true_facts(tmp_path: Path) -> None:
         write_dataset(tmp_path / "c", seed=5, n_t2i=1, n_understanding=0, n_text=1, text_paragraphs=1.5)
 
 
+def test_paragraph_chats_ask_the_prompt_and_answer_the_facts(tmp_path: Path) -> None:
+    """A paragraph as a chat: an image-free conversation whose user turn is a prompt of the scene and
+    whose answer is the paragraph's facts; the other records are those of the plain-paragraph dataset."""
+    rng = np.random.default_rng(4)
+    scene = sample_scene(rng)
+    chat = text_record(scene, rng, paragraph=True, chat=True)
+    assert chat["kind"] == "understanding" and chat["images"] == []
+    (user, assistant) = chat["messages"]
+    assert user["role"] == "user" and user["content"] in {p.text for p in world.prompts(scene)}
+    assert assistant["role"] == "assistant" and 2 <= len(assistant["content"].split(". ")) <= 3
+
+    def records(folder: str, share: float) -> list[dict]:
+        write_dataset(tmp_path / folder, seed=5, n_t2i=6, n_understanding=6, n_text=60, text_paragraphs=1.0,
+                      paragraph_chats=share)
+        return [json.loads(line) for line in (tmp_path / folder / "manifest.jsonl").read_text().splitlines()]
+
+    plain, half, full = records("a", 0.0), records("b", 0.5), records("c", 1.0)
+    imageless = [[r for r in rs if r["kind"] == "understanding" and not r["images"]] for rs in (plain, half, full)]
+    assert len(imageless[0]) == 0 and 10 < len(imageless[1]) < 50 and len(imageless[2]) == 60
+    assert [r for r in plain if r["kind"] != "text"] == [r for r in half if r["kind"] != "text" and r.get("images") != []]
+    assert not any(r["kind"] == "text" for r in full)
+    with pytest.raises(InputError, match="paragraph_chats"):
+        write_dataset(tmp_path / "d", seed=5, n_t2i=1, n_understanding=0, n_text=1, paragraph_chats=-0.1)
+
+
 QUESTION_OPENINGS = {"Is there": "exists", "Is the": "relation", "What color": "color", "What shape": "shape",
                      "How many": "count", "Where is": "position", "Describe the": "describe"}
 

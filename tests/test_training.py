@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 import januspro
 from januspro.training.config import LoraConfig, StageConfig, TrainConfig, preset_stage
-from januspro.training.data import IGNORE, DataError, SequenceEncoder, read_records
+from januspro.training.data import IGNORE, DataError, Record, SequenceEncoder, read_records
 from januspro.training.loop import run_training
 
 COLORS = {"red": (220, 38, 38), "blue": (37, 99, 235), "green": (22, 163, 74)}
@@ -86,6 +86,16 @@ def test_sequence_layout_and_masks(tiny_janus, dataset: Path) -> None:
     assert special.image not in learned
     assert all(seq.text_labels[t] == IGNORE for t in range(len(prompt) - 1))  # ...not the prompt
     assert learned.count(special.eos) == 2  # both turns end with EOS
+
+    # An image-free conversation (the shapes dataset's paragraph chats) renders, with the empty system
+    # prompt, exactly the generation prompt of its user turn up to <begin_of_image>.
+    chat = Record("understanding", messages=(("user", "a red circle above a blue square"),
+                                             ("assistant", "the square is blue")))
+    seq = SequenceEncoder(processor, "").understanding(chat)
+    generation = processor.generation_prompt("a red circle above a blue square")
+    assert seq.ids[: len(generation) - 1] == generation[:-1] and generation[-1] == special.boi
+    learned = [seq.ids[t + 1] for t, label in enumerate(seq.text_labels) if label != IGNORE]
+    assert learned == processor.answer_ids("the square is blue")
 
     t2i = next(r for r in records if r.kind == "t2i")
     codes = list(range(tiny_janus.config.num_gen_tokens))

@@ -122,14 +122,20 @@ def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator
     return {"kind": "understanding", "images": [image_path], "messages": messages}
 
 
-def text_record(scene: Scene, rng: np.random.Generator, paragraph: bool = False) -> dict[str, Any]:
+def text_record(scene: Scene, rng: np.random.Generator, paragraph: bool = False, chat: bool = False) -> dict[str, Any]:
     """A sentence about a scene: a generation prompt (1 in 3) or a fact as a plain sentence.
 
     `paragraph`: a generation prompt of the scene followed by two or three facts about it
     (`a red circle to the left of a blue square. the square is blue. there is no red square.
     the blue square is to the right of the red circle`). The facts follow from the prompt only
     when it is read with its binding (which colour goes with which shape, which way the relation
-    points), so the language model learns to build that reading, which generation then needs."""
+    points), so the language model learns to build that reading, which generation then needs.
+
+    `chat` (with `paragraph`): the same prompt and facts as an image-free conversation, the prompt
+    the user's turn and the facts the assistant's answer. With the bundled model's empty system
+    prompt its tokens up to `<|Assistant|>:` are exactly those of the generation prompt, so the
+    binding is learned on the very hidden states that image generation then reads (a plain
+    paragraph starts `[BOS] a red ...`, a generation prompt `[BOS] <|User|>: a red ...`)."""
     if paragraph:
         prompt = _any_prompt(scene, rng)
         types = [t for t in question_types(scene) if t != "describe"]  # describe: the caption again
@@ -138,6 +144,10 @@ def text_record(scene: Scene, rng: np.random.Generator, paragraph: bool = False)
             qa = question(scene, types[int(index)], rng)
             assert qa is not None  # question_types lists only the types that apply
             sentences.append(qa.statement)
+        if chat:
+            return {"kind": "understanding", "images": [],
+                    "messages": [{"role": "user", "content": prompt},
+                                 {"role": "assistant", "content": ". ".join(sentences[1:])}]}
         return {"kind": "text", "text": ". ".join(sentences)}
     if rng.integers(3) == 0:
         return {"kind": "text", "text": _any_prompt(scene, rng)}
@@ -157,6 +167,7 @@ def write_dataset(
     questions_per_image: int = 2,
     multi_turn: float = 0.25,
     text_paragraphs: float = 0.0,
+    paragraph_chats: float = 0.0,
     question_weights: Mapping[str, float] | None = None,
     weights: Sequence[float] = KIND_WEIGHTS,
     allow_held_out: bool = False,
@@ -167,6 +178,8 @@ def write_dataset(
     n_t2i / n_understanding / n_text: records of each kind; questions_per_image: understanding
     records per scene image; multi_turn: fraction of understanding records with 2-3 turns;
     text_paragraphs: fraction of text records that are a prompt and facts (`text_record`);
+    paragraph_chats: fraction of those paragraphs written as an image-free conversation (prompt
+    asked, facts answered; `text_record(chat=True)`), an understanding record in the manifest;
     question_weights: relative frequency of each question type in understanding records (types
     left out weigh 1; a scene whose applicable types all weigh 0 is asked them uniformly; None:
     uniform, the data stream of datasets written before the option);
@@ -182,6 +195,8 @@ def write_dataset(
         raise InputError(f"multi_turn must be in [0, 1], got {multi_turn}")
     if not 0 <= text_paragraphs <= 1:
         raise InputError(f"text_paragraphs must be in [0, 1], got {text_paragraphs}")
+    if not 0 <= paragraph_chats <= 1:
+        raise InputError(f"paragraph_chats must be in [0, 1], got {paragraph_chats}")
     if question_weights is not None:
         unknown = sorted(set(question_weights) - set(QUESTION_TYPES))
         if unknown:
@@ -221,7 +236,8 @@ def write_dataset(
         scene = sample_scene(text_scenes, weights=weights)
         # No draw at share 0, so datasets without paragraphs stay what they were before the option.
         paragraph = text_paragraphs > 0 and pick.random() < text_paragraphs
-        records.append(text_record(scene, pick, paragraph))
+        chat = paragraph and paragraph_chats > 0 and pick.random() < paragraph_chats  # likewise
+        records.append(text_record(scene, pick, paragraph, chat))
 
     tmp = manifest.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as out:

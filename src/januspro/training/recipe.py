@@ -131,6 +131,9 @@ class Recipe:
     # they bind). 1.0 with 24,000 text records and 400 `lm` steps (full build, 51 min 45 s): 0.505 / 0.497 and
     # 0.774 / 0.789; shapes swapped 0.97, relation 0.84, but colours swapped 0.59 (README). Before this: 0.
     text_paragraphs: float = 0.75
+    # Share of those paragraphs written as image-free conversations in the generation prompt's own layout
+    # (`text_record(chat=True)`; drawn with the understanding records in the stage mixes).
+    paragraph_chats: float = 0.0
     # Relative frequency of each question type in the understanding records (`write_dataset`; None: uniform).
     # The shipped model never learned `exists` (it answers yes to 0.9 of them, on training scenes too, even after
     # the true description in the conversation); 900 understanding-only stage-3 steps on it with an exists
@@ -237,7 +240,8 @@ def make_data(recipe: Recipe, folder: Path) -> Path:
 
     manifest = write_dataset(folder, seed=recipe.seed, n_t2i=recipe.scenes, n_understanding=2 * recipe.scenes,
                              n_text=recipe.text_records, multi_turn=recipe.multi_turn,
-                             text_paragraphs=recipe.text_paragraphs, question_weights=recipe.question_weights,
+                             text_paragraphs=recipe.text_paragraphs, paragraph_chats=recipe.paragraph_chats,
+                             question_weights=recipe.question_weights,
                              overwrite=True)
     return manifest.parent
 
