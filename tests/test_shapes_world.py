@@ -366,6 +366,8 @@ def test_paragraph_chats_ask_the_prompt_and_answer_the_facts(tmp_path: Path) -> 
     (user, assistant) = chat["messages"]
     assert user["role"] == "user" and user["content"] in {p.text for p in world.prompts(scene)}
     assert assistant["role"] == "assistant" and 2 <= len(assistant["content"].split(". ")) <= 3
+    with pytest.raises(InputError, match="paragraph"):
+        text_record(scene, rng, chat=True)
 
     def records(folder: str, share: float) -> list[dict]:
         write_dataset(tmp_path / folder, seed=5, n_t2i=6, n_understanding=6, n_text=60, text_paragraphs=1.0,

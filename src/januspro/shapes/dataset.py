@@ -136,6 +136,8 @@ def text_record(scene: Scene, rng: np.random.Generator, paragraph: bool = False,
     prompt its tokens up to `<|Assistant|>:` are exactly those of the generation prompt, so the
     binding is learned on the very hidden states that image generation then reads (a plain
     paragraph starts `[BOS] a red ...`, a generation prompt `[BOS] <|User|>: a red ...`)."""
+    if chat and not paragraph:
+        raise InputError("chat=True writes a paragraph as a conversation; pass paragraph=True too")
     if paragraph:
         prompt = _any_prompt(scene, rng)
         types = [t for t in question_types(scene) if t != "describe"]  # describe: the caption again
