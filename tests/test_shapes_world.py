@@ -374,10 +374,13 @@ def test_paragraph_chats_ask_the_prompt_and_answer_the_facts(tmp_path: Path) -> 
                       paragraph_chats=share)
         return [json.loads(line) for line in (tmp_path / folder / "manifest.jsonl").read_text().splitlines()]
 
+    def is_chat(record: dict) -> bool:
+        return record["kind"] == "understanding" and record["images"] == []
+
     plain, half, full = records("a", 0.0), records("b", 0.5), records("c", 1.0)
-    imageless = [[r for r in rs if r["kind"] == "understanding" and not r["images"]] for rs in (plain, half, full)]
-    assert len(imageless[0]) == 0 and 10 < len(imageless[1]) < 50 and len(imageless[2]) == 60
-    assert [r for r in plain if r["kind"] != "text"] == [r for r in half if r["kind"] != "text" and r.get("images") != []]
+    chats = [[r for r in rs if is_chat(r)] for rs in (plain, half, full)]
+    assert len(chats[0]) == 0 and 10 < len(chats[1]) < 50 and len(chats[2]) == 60
+    assert [r for r in plain if r["kind"] != "text"] == [r for r in half if r["kind"] != "text" and not is_chat(r)]
     assert not any(r["kind"] == "text" for r in full)
     with pytest.raises(InputError, match="paragraph_chats"):
         write_dataset(tmp_path / "d", seed=5, n_t2i=1, n_understanding=0, n_text=1, paragraph_chats=-0.1)

@@ -499,6 +499,34 @@ def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:
                      ComponentTrainConfig(steps=1), progress=False)
 
 
+def test_image_free_conversations_train_the_llm_only(tiny_janus, tmp_path: Path) -> None:
+    """An understanding record without images (a text-only chat) is read, encoded and learned: its
+    answer gives a text loss whose gradient reaches the LLM, while the ViT and aligner get none."""
+    import copy
+
+    from januspro.engine import undo_inference_layout
+    from januspro.training.losses import JanusObjective
+    from januspro.training.pool import DataPool
+
+    chat = {"kind": "understanding", "images": [], "messages": [
+        {"role": "user", "content": "a red circle above a blue square"},
+        {"role": "assistant", "content": "the square is blue"}]}
+    (tmp_path / "chat.jsonl").write_text(json.dumps(chat) + "\n")
+    records = read_records([tmp_path], strict=True)
+    assert [(r.kind, r.images) for r in records] == [("understanding", ())]
+    model = copy.deepcopy(tiny_janus.model)
+    undo_inference_layout(model)
+    model.float().train()
+    pool = DataPool(records, tiny_janus.processor, model)
+    batch = pool.batch([("understanding", 0, False)], SequenceEncoder(tiny_janus.processor, ""))
+    assert batch.pixels.shape[0] == 0 and batch.text_tokens == len(tiny_janus.processor.answer_ids("the square is blue"))
+    text_sum, image_sum = JanusObjective(model)(batch)
+    assert float(text_sum.detach()) > 0 and float(image_sum.detach()) == 0
+    text_sum.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.language_model.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in model.vision_model.parameters())
+
+
 def test_siglip_trainer_dense_loss_teaches_each_patch_what_it_shows() -> None:
     """With patch targets and dense_weight the trainer adds a per-patch loss that falls as the
     ViT learns which patches hold the bright square; without dense_weight it is not computed."""

@@ -146,8 +146,8 @@ class Recipe:
     # 0.72 / 0.64), but generation 0.447 / 0.420 against 0.605 / 0.578: that build's LLM did not learn binding
     # (word probe: relations prefer 0.52 / 0.66, colour binding 0.56), so not shipped (README); nor did a second
     # build with them and `paragraph_chats` 0.5 (above), nor stages with them alone on the shipped encoders
-    # (generation 0.458 / 0.442, answers 0.797 / 0.820, exists 0.96 / 0.96). Weights tried: color 2, shape 2, count 0.5, position 0.5,
-    # exists 3, relation 1.5, describe 1.
+    # (generation 0.458 / 0.442, answers 0.797 / 0.820, exists 0.96 / 0.96). Weights tried: color 2, shape 2,
+    # count 0.5, position 0.5, exists 3, relation 1.5, describe 1.
     question_weights: dict[str, float] | None = None
     tokenizer_vocab: int = 768
     hidden: int = 192
@@ -216,8 +216,8 @@ def smoke_recipe(seed: int = 0) -> Recipe:
     tiny = ComponentTrainConfig(steps=4, batch_size=8, warmup_steps=1, restart_dead_every=2)
     return Recipe(
         seed=seed, scenes=48, text_records=48, tokenizer_vocab=400, hidden=64, layers=2, codebook=128,
-        component_images=32, vq=tiny, siglip=replace(tiny, dense_weight=1.0), vq_decoder=tiny, blank_patch_codes=True,
-        vq_blank_codes=tiny,
+        component_images=32, vq=tiny, siglip=replace(tiny, dense_weight=1.0), vq_decoder=tiny,
+        blank_patch_codes=True, vq_blank_codes=tiny,
         stages=tuple(replace(s, steps=2, batch_size=8, warmup_steps=1) for s in _default_stages()),
     )
 
