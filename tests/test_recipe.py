@@ -16,12 +16,15 @@ from januspro.training.recipe import BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATU
 def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     out = build_bundled(tmp_path / "model", workdir=tmp_path / "work", smoke=True, progress=False)
     card = json.loads((out / "training.json").read_text())
-    assert set(card["seconds"]) >= {"data", "tokenizer", "components", "stages", "total"}
-    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip"}
+    assert set(card["seconds"]) >= {"data", "tokenizer", "components", "stages", "stage4", "total"}
+    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip", "stage4_vit"}
     assert "patch_loss" in card["components_final"]["siglip"]  # the smoke recipe trains the ViT's dense head too
+    assert "patch_loss" in card["components_final"]["stage4_vit"]  # and continues it before stage 4
     train = tmp_path / "work" / "train"
     stages = {line.split(",")[0] for line in (train / "loss.csv").read_text().splitlines()[1:]}
-    assert stages == {"0", "1", "2", "3"}  # LM pre-training, then stages 1-3
+    assert stages == {"0", "1", "2", "3", "4"}  # LM pre-training, stages 1-3, then stage 4 (its own run, appended)
+    data4 = [json.loads(line) for line in (tmp_path / "work" / "data4" / "manifest.jsonl").read_text().splitlines()]
+    assert len(data4) == 16 + 32 + 8  # stage 4's own data, Recipe.stage4_data
     janus = januspro.load(out, device="cpu")
     assert janus.dtype == torch.float32 and janus.model.gen_embed.weight.dtype == torch.float32  # bf16 on disk
     assert len(janus.config.gen_vision.blank_patch_codes) == janus.config.gen_vision.num_image_tokens  # tagged
@@ -155,3 +158,16 @@ def test_gen_embed_can_start_from_the_vq_codebook() -> None:
     init_gen_embed_from_codebook(model)
     torch.testing.assert_close(model.gen_embed.weight.detach(), codebook)
     assert torch.allclose(codebook.norm(dim=-1), torch.ones(len(codebook)))  # the l2-normalised vectors the decoder reads
+
+
+def test_recipe_without_stage4_skips_it(tmp_path: Path) -> None:
+    """`Recipe.stage4 = None` builds the three stages only: no stage-4 data, run or ViT losses."""
+    from dataclasses import replace
+
+    from januspro.training.recipe import smoke_recipe
+
+    recipe = replace(smoke_recipe(), stage4=None)
+    out = build_bundled(tmp_path / "model", workdir=tmp_path / "work", recipe=recipe, progress=False)
+    card = json.loads((out / "training.json").read_text())
+    assert "stage4" not in card["seconds"] and "stage4_vit" not in card["components_final"]
+    assert not (tmp_path / "work" / "data4").exists() and not (tmp_path / "work" / "stage4").exists()
