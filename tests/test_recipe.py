@@ -171,3 +171,12 @@ def test_recipe_without_stage4_skips_it(tmp_path: Path) -> None:
     card = json.loads((out / "training.json").read_text())
     assert "stage4" not in card["seconds"] and "stage4_vit" not in card["components_final"]
     assert not (tmp_path / "work" / "data4").exists() and not (tmp_path / "work" / "stage4").exists()
+
+
+def test_recipe_refuses_unknown_stage4_data_kinds() -> None:
+    """A misspelt kind in `Recipe.stage4_data` fails when the recipe is made, not after the stages."""
+    from januspro.errors import InputError
+    from januspro.training.recipe import Recipe
+
+    with pytest.raises(InputError, match="unknown record kinds \\['und'\\]"):
+        Recipe(stage4_data={"t2i": 10, "und": 10})

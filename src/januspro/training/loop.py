@@ -139,7 +139,8 @@ def save_checkpoint(out: Path, model: JanusModel, processor: JanusProcessor, sta
     tmp.rmdir()
 
 
-def _append_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def append_loss_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append loss rows (`CSV_FIELDS`) to the CSV at `path`, writing its header first where it is new."""
     new = not path.exists()
     with path.open("a", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
@@ -157,7 +158,7 @@ def _truncate_csv(path: Path, stage: int, step: int) -> None:
     keep = [r for r in rows if (int(r["stage"]), int(r["step"])) <= (stage, step)]
     path.unlink()
     if keep:
-        _append_csv(path, keep)
+        append_loss_csv(path, keep)
 
 
 def run_training(
@@ -311,7 +312,7 @@ def _train_stage(config: TrainConfig, stage: StageConfig, stage_index: int, star
         last = step + 1 == stage.steps
         save = last or bool(config.save_every and (step + 1) % config.save_every == 0)
         if info.is_main and (len(rows) >= config.log_every or save):
-            _append_csv(out / "loss.csv", rows)  # rows up to a checkpoint are never lost
+            append_loss_csv(out / "loss.csv", rows)  # rows up to a checkpoint are never lost
             rows = []
         if save:
             if last and average is not None:
