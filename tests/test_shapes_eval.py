@@ -253,19 +253,22 @@ def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thre
     from januspro.cli import main
 
     rc = main(["eval", "shapes", "--model", str(tiny_checkpoint), "--device", "cpu", "--prompts", "1",
-               "--images-per-prompt", "1", "--questions", "2", "--json", "--quiet", "--word-probe", "--probe-scenes", "2"])
+               "--images-per-prompt", "1", "--questions", "2", "--json", "--quiet", "--word-probe", "--probe-scenes", "2",
+               "--vision-probe", "--vision-probe-scenes", "20", "10"])
     out = capsys.readouterr().out
     assert rc == 0
     data = json.loads(out)
     check_report(data, images=1, questions=2)
     assert all(w["scenes"] == 2 and w["logprob"] < 0 for w in data["word_probe"].values())
+    probe = data["vision_probe"]
+    assert (probe["train_scenes"], probe["test_scenes"]) == (20, 10) and 0 <= probe["present_recall"] <= 1
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from januspro.cli import main
 
     for bad in (["--prompts", "0"], ["--skip-generation", "--skip-understanding"], ["--cfg", "-1"],
-                ["--probe-scenes", "0"]):
+                ["--probe-scenes", "0"], ["--vision-probe-scenes", "0", "5"], ["--vision-probe-scenes", "5"]):
         with pytest.raises(SystemExit) as exit_info:
             main(["eval", "shapes", *bad])
         assert exit_info.value.code == 2
@@ -275,3 +278,24 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["eval", "shapes", "--model", str(tmp_path / "missing"), "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("januspro: error:") and "\n" not in err
+
+
+def test_vision_probe_reads_a_trained_vit_and_not_a_random_one(tiny_janus, one_thread: None) -> None:
+    """The probe's MLP finds the objects in the bundled ViT's features (trained on scenes) and
+    nothing in a random tiny ViT's; it is deterministic and refuses empty counts."""
+    import januspro
+    from januspro.shapes.vit_probe import probe_vision, scene_labels
+    from januspro.shapes.world import Obj, Scene
+
+    labels = scene_labels(Scene((Obj("red", "circle", "small", 5, 30), Obj("blue", "square", "large", 35, 28))))
+    assert labels.sum() == 2 and labels[0] == 1  # red circle is the first colour-shape label
+    trained = probe_vision(januspro.load(None, device="cpu"), train_scenes=1500, test_scenes=300, epochs=8)
+    assert trained.present_recall > 0.3 and trained.exact["single"] > 0.2 and trained.absent_specificity > 0.9
+    assert set(trained.exact) == {"all", "single", "pair", "count"} and trained.test_scenes == 300
+    random = probe_vision(tiny_janus, train_scenes=300, test_scenes=100, epochs=4)
+    assert random.present_recall < 0.1 and random.exact["pair"] < 0.05
+    assert probe_vision(tiny_janus, train_scenes=300, test_scenes=100, epochs=4) == random
+    text = format_report(ShapesEvalReport("m", EVAL_SEED, None, None, vision_probe=trained))
+    assert "vision probe" in text and f"objects there found {trained.present_recall:.3f}" in text
+    with pytest.raises(ValueError):
+        probe_vision(tiny_janus, train_scenes=0)

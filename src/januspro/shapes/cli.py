@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "shape) or a pair's two colours exchanged (binding); no sampling, so free of its noise")
     run_group.add_argument("--probe-scenes", type=positive_int, default=50, metavar="N",
                            help="scenes per probed word class (default 50)")
+    run_group.add_argument("--vision-probe", action="store_true",
+                           help="also probe the understanding ViT: an MLP trained on its frozen patch features names "
+                                "the objects of held-out scenes, telling a ViT limit from an LLM one (about 40 s)")
+    run_group.add_argument("--vision-probe-scenes", type=positive_int, nargs=2, default=(20000, 3000),
+                           metavar=("TRAIN", "TEST"), help="scenes the vision probe trains on and is measured on "
+                                                           "(default 20000 3000)")
     skip = run_group.add_mutually_exclusive_group()
     skip.add_argument("--skip-generation", action="store_true", help="only evaluate understanding")
     skip.add_argument("--skip-understanding", action="store_true", help="only evaluate generation")
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         questions_per_type=args.questions, cfg_weight=args.cfg, temperature=args.temperature,
         candidates=args.candidates, batch_size=args.batch_size, generation=not args.skip_generation,
         understanding=not args.skip_understanding, word_probe=args.word_probe, probe_scenes=args.probe_scenes,
+        vision_probe=args.vision_probe, vision_probe_scenes=tuple(args.vision_probe_scenes),
     )
     options.check()
     janus = load_from_args(args)

@@ -21,7 +21,7 @@ prompts of a category are the same whatever the other settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
     from januspro.engine import Janus
+    from januspro.shapes.vit_probe import VisionProbe
 
 EVAL_SEED = 7777
 # The word classes of the word probe (`probe_words`): position words, relation words, colour and shape.
@@ -61,6 +62,8 @@ class EvalOptions:
     understanding: bool = True
     word_probe: bool = False  # also measure which prompt words the generation reads (`probe_words`)
     probe_scenes: int = 50  # scenes per probed word class
+    vision_probe: bool = False  # also measure what the ViT's patch features tell (`vit_probe.probe_vision`)
+    vision_probe_scenes: tuple[int, int] = (20000, 3000)  # the vision probe's training and held-out scenes
 
     def check(self) -> None:
         if self.seed < 0:
@@ -69,7 +72,9 @@ class EvalOptions:
                      "max_new_tokens", "probe_scenes"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (self.generation or self.understanding or self.word_probe):
+        if len(self.vision_probe_scenes) != 2 or min(self.vision_probe_scenes) < 1:
+            raise InputError(f"vision_probe_scenes must be two counts >= 1 (training, held out), got {self.vision_probe_scenes}")
+        if not (self.generation or self.understanding or self.word_probe or self.vision_probe):
             raise InputError("nothing to evaluate: both generation and understanding are off")
         if any(value is not None and not value >= 0 for value in (self.cfg_weight, self.temperature)):
             raise InputError("cfg_weight and temperature must be >= 0")
@@ -204,6 +209,7 @@ class ShapesEvalReport:
     generation: GenerationReport | None
     understanding: UnderstandingReport | None
     word_probe: tuple[WordProbe, ...] | None = None
+    vision_probe: VisionProbe | None = None
 
     def to_dict(self, details: bool = False) -> dict[str, Any]:
         """A JSON-ready summary; `details` adds every prompt and question."""
@@ -237,6 +243,8 @@ class ShapesEvalReport:
         if self.word_probe is not None:
             out["word_probe"] = {w.name: {"scenes": w.scenes, "logprob": w.logprob, "swapped_logprob": w.swapped_logprob,
                                           "gap": w.gap, "prefers": w.prefers} for w in self.word_probe}
+        if self.vision_probe is not None:
+            out["vision_probe"] = asdict(self.vision_probe)
         return out
 
 
@@ -386,7 +394,13 @@ def evaluate(janus: Janus, options: EvalOptions = EvalOptions(), progress: Progr
     generation = evaluate_generation(janus, options, progress) if options.generation else None
     understanding = evaluate_understanding(janus, options, progress) if options.understanding else None
     words = probe_words(janus, options, progress) if options.word_probe else None
-    return ShapesEvalReport(janus.name, options.seed, generation, understanding, words)
+    vision = None
+    if options.vision_probe:
+        from januspro.shapes.vit_probe import probe_vision  # (imports torch)
+
+        train, test = options.vision_probe_scenes
+        vision = probe_vision(janus, options.seed, train, test, progress=progress)
+    return ShapesEvalReport(janus.name, options.seed, generation, understanding, words, vision)
 
 
 run_shapes_eval = evaluate  # the same function, under a name that does not clash with this module's
@@ -421,4 +435,10 @@ def format_report(report: ShapesEvalReport) -> str:
                   f"  {'words':<20}{'scenes':>7}{'own':>9}{'swapped':>9}{'gap':>8}{'prefers':>9}"]
         for w in report.word_probe:
             lines.append(f"  {w.name:<20}{w.scenes:>7}{w.logprob:>9.3f}{w.swapped_logprob:>9.3f}{w.gap:>8.3f}{w.prefers:>9.2f}")
+    v = report.vision_probe
+    if v is not None:
+        lines += ["", (f"vision probe (an MLP on the frozen ViT's patch features, trained on {v.train_scenes} scenes, "
+                       f"names the colour-shape objects of {v.test_scenes} held-out ones)"),
+                  "  all objects right: " + ", ".join(f"{kind} {share:.3f}" for kind, share in v.exact.items()),
+                  f"  objects there found {v.present_recall:.3f}, absent ones ruled out {v.absent_specificity:.3f}"]
     return "\n".join(lines)
