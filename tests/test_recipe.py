@@ -180,3 +180,20 @@ def test_recipe_refuses_unknown_stage4_data_kinds() -> None:
 
     with pytest.raises(InputError, match="unknown record kinds \\['und'\\]"):
         Recipe(stage4_data={"t2i": 10, "und": 10})
+
+
+def test_frozen_vit_stage4_changes_only_stage_4() -> None:
+    from dataclasses import replace
+
+    from januspro.training.recipe import Recipe, with_frozen_vit_stage4
+
+    recipe = Recipe()
+    frozen = with_frozen_vit_stage4(recipe)
+    assert "vision_model" in recipe.stage4.trainable and "vision_model" in recipe.stage4.lr_overrides
+    assert "vision_model" not in frozen.stage4.trainable and "vision_model" not in frozen.stage4.lr_overrides
+    assert set(frozen.stage4.trainable) == set(recipe.stage4.trainable) - {"vision_model"}
+    assert frozen.stage4_vit.dense_geometry and not recipe.stage4_vit.dense_geometry
+    assert (frozen.stage4_vit.steps, frozen.stage4_vit.lr, frozen.stage4_vit_images) == (4500, 1e-3, 48000)
+    # Stages 0-3 and their components are untouched (so a build keeps the same binding draw).
+    assert replace(frozen, stage4_vit=recipe.stage4_vit, stage4_vit_images=recipe.stage4_vit_images,
+                   stage4=recipe.stage4) == recipe

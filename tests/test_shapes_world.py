@@ -202,6 +202,27 @@ def test_patch_contents_marks_the_patches_each_object_covers() -> None:
         world.patch_contents(Scene((red_circle,)), 10)
 
 
+def test_patch_contents_geometry_says_where_each_patchs_object_lies() -> None:
+    red_circle = Obj("red", "circle", "small", 5, 30)  # centre (10.5, 35.5)
+    blue_square = Obj("blue", "square", "large", 35, 28)  # centre (45.5, 38.5)
+    plain = world.patch_contents(Scene((red_circle, blue_square)), 16)
+    contents = world.patch_contents(Scene((red_circle, blue_square)), 16, geometry=True)
+    steps = len(world.GEOMETRY_STEPS)
+    assert contents.shape == (16, 18 + 2 * steps + 1)
+    assert (contents[:, :18] == plain).all()  # the identity columns are unchanged
+    x_bits, y_bits, large = contents[:, 18:18 + steps], contents[:, 18 + steps:-1], contents[:, -1]
+    # The circle's patches: centre x 10.5 > 8 only; y 35.5 > 8 .. 32 (4 bits); small.
+    for index in (4, 8):
+        assert x_bits[index].tolist() == [1, 0, 0, 0, 0, 0, 0]
+        assert y_bits[index].tolist() == [1, 1, 1, 1, 0, 0, 0]
+        assert large[index] == 0
+    # The square's: x 45.5 > 8 .. 40 (5 bits), y 38.5 (4 bits), large.
+    for index in (6, 7, 10, 11, 14, 15):
+        assert x_bits[index].sum() == 5 and y_bits[index].sum() == 4 and large[index] == 1
+    # Empty patches say nothing; left of compares by counting bits.
+    assert contents[0].sum() == 0 and x_bits[4].sum() < x_bits[6].sum()
+
+
 def test_descriptions_are_exactly_the_phrases_true_of_the_scene() -> None:
     red_circle = Obj("red", "circle", "small", 5, 30)
     blue_square = Obj("blue", "square", "large", 35, 28)

@@ -448,21 +448,38 @@ def descriptions(scene: Scene) -> tuple[str, ...]:
     return tuple(phrases)
 
 
-def patch_contents(scene: Scene, patch: int, min_pixels: int = 4) -> np.ndarray:
+# Steps of the geometry columns of `patch_contents`: "the object's centre lies right of / below x px", x = 8, 16, ... 56.
+GEOMETRY_STEPS = tuple(range(8, IMAGE_SIZE, 8))
+
+
+def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool = False) -> np.ndarray:
     """Which objects each patch of a `patch` x `patch` grid shows: a [patches, colours x shapes]
     0/1 array, row-major patches, column `COLORS.index(c) * len(SHAPES) + SHAPES.index(s)` set
     where an object of colour c and shape s covers at least `min_pixels` of the patch. The dense
     target of the understanding ViT: each patch feature learns what it is part of, colour and
-    shape bound together, which a loss on the pooled image embedding alone does not force."""
+    shape bound together, which a loss on the pooled image embedding alone does not force.
+
+    With `geometry`, 2 x len(GEOMETRY_STEPS) + 1 more columns say where that object is and how big:
+    thermometer bits "its centre's x > 8, 16, ..., 56 px", the same for y, then "it is large". A patch
+    of a large object then tells where the whole object lies, not only where the patch is, and two
+    objects' places compare by counting bits (left of: fewer x bits), a comparison the LLM must make
+    to answer relations and positions from features it reads without their grid coordinates."""
     if patch <= 0 or IMAGE_SIZE % patch:
         raise ValueError(f"patch must divide the {IMAGE_SIZE} px image, got {patch}")
     grid = IMAGE_SIZE // patch
-    out = np.zeros((grid * grid, len(COLORS) * len(SHAPES)), dtype=np.float32)
+    kinds = len(COLORS) * len(SHAPES)
+    columns = kinds + (2 * len(GEOMETRY_STEPS) + 1 if geometry else 0)
+    out = np.zeros((grid * grid, columns), dtype=np.float32)
+    steps = np.array(GEOMETRY_STEPS, dtype=np.float32)
     for o in scene.objects:
         mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
         mask[o.y:o.y + o.side, o.x:o.x + o.side] = shape_mask(o.shape, o.side)
         covered = mask.reshape(grid, patch, grid, patch).sum(axis=(1, 3)).reshape(-1) >= min_pixels
         out[covered, COLORS.index(o.color) * len(SHAPES) + SHAPES.index(o.shape)] = 1.0
+        if geometry:
+            cx, cy = o.center
+            where = np.concatenate([cx > steps, cy > steps, [o.size == "large"]]).astype(np.float32)
+            out[covered, kinds:] = np.maximum(out[covered, kinds:], where)
     return out
 
 
