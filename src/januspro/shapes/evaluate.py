@@ -75,7 +75,7 @@ class EvalOptions:
         if len(self.vision_probe_scenes) != 2 or min(self.vision_probe_scenes) < 1:
             raise InputError(f"vision_probe_scenes must be two counts >= 1 (training, held out), got {self.vision_probe_scenes}")
         if not (self.generation or self.understanding or self.word_probe or self.vision_probe):
-            raise InputError("nothing to evaluate: both generation and understanding are off")
+            raise InputError("nothing to evaluate: generation, understanding and both probes are off")
         if any(value is not None and not value >= 0 for value in (self.cfg_weight, self.temperature)):
             raise InputError("cfg_weight and temperature must be >= 0")
 

@@ -11,21 +11,20 @@ its stage 4 had trained the ViT on with the LLM's losses, 0.77-0.88 right after 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from januspro.shapes.dataset import iter_samples
-from januspro.shapes.world import COLORS, SHAPES, Scene
+from januspro.shapes.evaluate import EVAL_SEED, Progress
+from januspro.shapes.world import COLORS, KINDS, SHAPES, Scene
 
 if TYPE_CHECKING:
     from januspro.engine import Janus
 
 PROBE_TRAIN_SEED = 501  # a training seed (0-999): the probe's own scenes, never the model's eval scenes
-KINDS = ("single", "pair", "count")
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,10 @@ class VisionProbe:
 
 
 def scene_labels(scene: Scene) -> torch.Tensor:
-    """[18] 0/1: which colour-shape combinations the scene holds (colour-major, like `patch_contents`)."""
+    """[18] 0/1: which colour-shape classes (`Obj.label`) the scene holds."""
     labels = torch.zeros(len(COLORS) * len(SHAPES))
     for o in scene.objects:
-        labels[COLORS.index(o.color) * len(SHAPES) + SHAPES.index(o.shape)] = 1.0
+        labels[o.label] = 1.0
     return labels
 
 
@@ -66,7 +65,7 @@ def _features(janus: Janus, seed: int, n: int, batch_size: int = 500) -> tuple[t
     return torch.cat(features), torch.stack(labels), kinds
 
 
-def probe_vision(janus: Janus, seed: int = 7777, train_scenes: int = 20000, test_scenes: int = 3000,
+def probe_vision(janus: Janus, seed: int = EVAL_SEED, train_scenes: int = 20000, test_scenes: int = 3000,
                  epochs: int = 30, hidden: int = 512, progress: Progress | None = None) -> VisionProbe:
     """Train the MLP probe on `train_scenes` scenes of `PROBE_TRAIN_SEED` and measure it on `test_scenes`
     scenes of `seed` (held out). Deterministic for the same arguments and model; about 40 s at the defaults

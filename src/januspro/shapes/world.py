@@ -141,6 +141,11 @@ class Obj:
         return f"{self.color} {self.shape}"
 
     @property
+    def label(self) -> int:
+        """Its colour-shape class, colour-major: `COLORS.index(color) * len(SHAPES) + SHAPES.index(shape)`."""
+        return COLORS.index(self.color) * len(SHAPES) + SHAPES.index(self.shape)
+
+    @property
     def order(self) -> tuple[int, int]:
         """Naming order of two-object captions: palette index, then shape index."""
         return COLORS.index(self.color), SHAPES.index(self.shape)
@@ -454,8 +459,8 @@ GEOMETRY_STEPS = tuple(range(8, IMAGE_SIZE, 8))
 
 def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool = False) -> np.ndarray:
     """Which objects each patch of a `patch` x `patch` grid shows: a [patches, colours x shapes]
-    0/1 array, row-major patches, column `COLORS.index(c) * len(SHAPES) + SHAPES.index(s)` set
-    where an object of colour c and shape s covers at least `min_pixels` of the patch. The dense
+    0/1 array, row-major patches, column `Obj.label` (colour-major colour-shape class) set
+    where an object of that colour and shape covers at least `min_pixels` of the patch. The dense
     target of the understanding ViT: each patch feature learns what it is part of, colour and
     shape bound together, which a loss on the pooled image embedding alone does not force.
 
@@ -475,7 +480,7 @@ def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool
         mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
         mask[o.y:o.y + o.side, o.x:o.x + o.side] = shape_mask(o.shape, o.side)
         covered = mask.reshape(grid, patch, grid, patch).sum(axis=(1, 3)).reshape(-1) >= min_pixels
-        out[covered, COLORS.index(o.color) * len(SHAPES) + SHAPES.index(o.shape)] = 1.0
+        out[covered, o.label] = 1.0
         if geometry:
             cx, cy = o.center
             where = np.concatenate([cx > steps, cy > steps, [o.size == "large"]]).astype(np.float32)
