@@ -223,6 +223,33 @@ def test_patch_contents_geometry_says_where_each_patchs_object_lies() -> None:
     assert contents[0].sum() == 0 and x_bits[4].sum() < x_bits[6].sum()
 
 
+def test_patch_contents_relations_say_how_each_patchs_object_stands_to_the_others() -> None:
+    red_circle = Obj("red", "circle", "small", 5, 30)  # centre (10.5, 35.5)
+    blue_square = Obj("blue", "square", "large", 35, 28)  # centre (45.5, 38.5): right of it, same height
+    pair = Scene((red_circle, blue_square))
+    geometry = world.patch_contents(pair, 16, geometry=True)
+    contents = world.patch_contents(pair, 16, geometry=True, relations=True)
+    assert contents.shape == (16, geometry.shape[1] + len(world.RELATIONS))
+    assert (contents[:, :geometry.shape[1]] == geometry).all()
+    stands = {world.RELATIONS[i] for i in np.flatnonzero(contents[4, -4:])}
+    assert stands == {"to the left of"}  # the circle's patch
+    assert {world.RELATIONS[i] for i in np.flatnonzero(contents[6, -4:])} == {"to the right of"}
+    assert contents[0, -4:].sum() == 0  # an empty patch
+    # Without geometry the relation columns follow the identity ones; a lone object stands to nothing.
+    assert world.patch_contents(pair, 16, relations=True).shape == (16, 18 + 4)
+    assert world.patch_contents(Scene((red_circle,)), 16, relations=True)[:, -4:].sum() == 0
+    # On random scenes the bits agree with the relation the caption states.
+    for scene in scenes(60):
+        if scene.kind != "pair":
+            continue
+        a, b = scene.ordered()
+        marked = world.patch_contents(scene, 16, relations=True)
+        a_patches = np.flatnonzero(marked[:, a.label])
+        a_only = [p for p in a_patches if marked[p, b.label] == 0]
+        assert a_only, scene.caption
+        assert marked[a_only[0], 18 + world.RELATIONS.index(scene.relation)] == 1
+
+
 def test_descriptions_are_exactly_the_phrases_true_of_the_scene() -> None:
     red_circle = Obj("red", "circle", "small", 5, 30)
     blue_square = Obj("blue", "square", "large", 35, 28)

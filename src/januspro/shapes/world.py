@@ -457,7 +457,8 @@ def descriptions(scene: Scene) -> tuple[str, ...]:
 GEOMETRY_STEPS = tuple(range(8, IMAGE_SIZE, 8))
 
 
-def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool = False) -> np.ndarray:
+def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool = False,
+                   relations: bool = False) -> np.ndarray:
     """Which objects each patch of a `patch` x `patch` grid shows: a [patches, colours x shapes]
     0/1 array, row-major patches, column `Obj.label` (colour-major colour-shape class) set
     where an object of that colour and shape covers at least `min_pixels` of the patch. The dense
@@ -468,12 +469,18 @@ def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool
     thermometer bits "its centre's x > 8, 16, ..., 56 px", the same for y, then "it is large". A patch
     of a large object then tells where the whole object lies, not only where the patch is, and two
     objects' places compare by counting bits (left of: fewer x bits), a comparison the LLM must make
-    to answer relations and positions from features it reads without their grid coordinates."""
+    to answer relations and positions from features it reads without their grid coordinates.
+
+    With `relations`, len(RELATIONS) more columns (after the geometry ones) say how that object
+    stands to the scene's others: "it is to the left of / to the right of / above / below another
+    object" by the contract's rule. Whether a named object is left of the other is then one lookup
+    of that object's patches instead of a comparison between two looked-up objects' places."""
     if patch <= 0 or IMAGE_SIZE % patch:
         raise ValueError(f"patch must divide the {IMAGE_SIZE} px image, got {patch}")
     grid = IMAGE_SIZE // patch
     kinds = len(COLORS) * len(SHAPES)
-    columns = kinds + (2 * len(GEOMETRY_STEPS) + 1 if geometry else 0)
+    first_relation = kinds + (2 * len(GEOMETRY_STEPS) + 1 if geometry else 0)
+    columns = first_relation + (len(RELATIONS) if relations else 0)
     out = np.zeros((grid * grid, columns), dtype=np.float32)
     steps = np.array(GEOMETRY_STEPS, dtype=np.float32)
     for o in scene.objects:
@@ -484,7 +491,11 @@ def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool
         if geometry:
             cx, cy = o.center
             where = np.concatenate([cx > steps, cy > steps, [o.size == "large"]]).astype(np.float32)
-            out[covered, kinds:] = np.maximum(out[covered, kinds:], where)
+            out[covered, kinds:first_relation] = np.maximum(out[covered, kinds:first_relation], where)
+        if relations:
+            held = {r for other in scene.objects if other is not o for r in relations_between(o.center, other.center)}
+            stands = np.array([r in held for r in RELATIONS], dtype=np.float32)
+            out[covered, first_relation:] = np.maximum(out[covered, first_relation:], stands)
     return out
 
 

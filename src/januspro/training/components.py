@@ -45,6 +45,7 @@ class ComponentTrainConfig:
     latent_color_weight: float = 0.0  # VQ only: weight of the loss that makes each latent tell its patch's colours
     dense_weight: float = 0.0  # ViT only: weight of the per-patch loss on what each patch shows (train_siglip)
     dense_geometry: bool = False  # ViT only: the per-patch targets also say where its object lies and its size
+    dense_relations: bool = False  # ViT only: ... and whether its object is left of / right of / above / below another
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.warmup_steps < 0 or not self.lr > 0:

@@ -377,7 +377,8 @@ def train_vit(recipe: Recipe, janus, scenes: Sequence[Scene], images: Sequence[I
     targets = None
     if recipe.siglip.dense_weight > 0:
         patch = model.config.vision.patch_size
-        targets = torch.from_numpy(np.stack([patch_contents(scene, patch, geometry=recipe.siglip.dense_geometry)
+        targets = torch.from_numpy(np.stack([patch_contents(scene, patch, geometry=recipe.siglip.dense_geometry,
+                                                            relations=recipe.siglip.dense_relations)
                                              for scene in scenes]))
     history = train_siglip(model.vision_model.vision_tower, pixels, phrases, positives,
                            model.config.language.vocab_size, recipe.siglip, progress=progress, patch_targets=targets)
