@@ -468,6 +468,10 @@ def test_vq_loss_weights_must_not_be_negative() -> None:
     for bad in ({"edge_weight": -1.0}, {"latent_color_weight": -0.5}):
         with pytest.raises(InputError, match="must be >= 0"):
             ComponentTrainConfig(**bad)
+    for silent in ({"dense_geometry": True}, {"dense_relations": True}):  # would be ignored without the dense loss
+        with pytest.raises(InputError, match="need dense_weight > 0"):
+            ComponentTrainConfig(**silent)
+    assert ComponentTrainConfig(dense_weight=1.0, dense_geometry=True, dense_relations=True).dense_relations
 
 
 def test_siglip_trainer_scores_every_image_against_every_phrase() -> None:

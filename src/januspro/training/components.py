@@ -54,6 +54,9 @@ class ComponentTrainConfig:
         if self.edge_weight < 0 or self.latent_color_weight < 0 or self.dense_weight < 0:
             raise InputError(f"edge_weight, latent_color_weight and dense_weight must be >= 0, got {self.edge_weight}, "
                              f"{self.latent_color_weight} and {self.dense_weight}")
+        if (self.dense_geometry or self.dense_relations) and not self.dense_weight > 0:
+            raise InputError("dense_geometry and dense_relations add columns to the dense ViT loss: they need "
+                             f"dense_weight > 0, got {self.dense_weight}")
 
 
 def _lr(config: ComponentTrainConfig, step: int) -> float:

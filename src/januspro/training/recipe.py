@@ -274,7 +274,7 @@ def smoke_recipe(seed: int = 0) -> Recipe:
         component_images=32, vq=tiny, siglip=replace(tiny, dense_weight=1.0), vq_decoder=tiny,
         blank_patch_codes=True, vq_blank_codes=tiny,
         stages=tuple(replace(s, steps=2, batch_size=8, warmup_steps=1) for s in _default_stages()),
-        stage4_vit=replace(tiny, dense_weight=1.0, dense_geometry=True), stage4_vit_images=40,
+        stage4_vit=replace(tiny, dense_weight=1.0, dense_geometry=True, dense_relations=True), stage4_vit_images=40,
         stage4_data={"t2i": 16, "understanding": 32, "text": 8},
         stage4=replace(_default_stage4(), steps=2, batch_size=8, warmup_steps=1),
     )
