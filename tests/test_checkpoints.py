@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 import januspro
 from januspro.config import JanusConfig
-from januspro.errors import CheckpointError, ConfigError, ModelNotFoundError
+from januspro.errors import CheckpointError, ConfigError, InputError, ModelNotFoundError
 from januspro.models.janus import JanusModel
 
 
@@ -235,6 +235,54 @@ def test_saved_checkpoint_round_trips(tiny_janus, tmp_path: Path) -> None:
     again = januspro.load(folder, device="cpu")
     for name, tensor in tiny_janus.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], tensor), name
+
+
+def test_a_checkpoint_names_its_caption_grammar(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`caption_grammar` in processor_config.json (absent: none) survives save and load; an unknown one is a
+    clear CheckpointError at load and an InputError when a processor is built with it."""
+    from januspro.processing.processor import JanusProcessor
+
+    folder = _copy(tiny_checkpoint, tmp_path)
+    janus = januspro.load(folder, device="cpu")
+    assert janus.processor.caption_grammar is None
+    assert "caption_grammar" not in json.loads((janus.save(tmp_path / "plain") / "processor_config.json").read_text())
+    janus.processor.caption_grammar = "shapes-world"
+    saved = janus.save(tmp_path / "saved")
+    config = json.loads((saved / "processor_config.json").read_text())
+    assert config["caption_grammar"] == "shapes-world"
+    assert januspro.load(saved, device="cpu").processor.caption_grammar == "shapes-world"
+    (saved / "processor_config.json").write_text(json.dumps({**config, "caption_grammar": "klingon"}))
+    with pytest.raises(CheckpointError, match="unknown caption_grammar 'klingon'"):
+        januspro.load(saved, device="cpu")
+    p = janus.processor
+    with pytest.raises(InputError, match="unknown caption_grammar"):
+        JanusProcessor(p.tokenizer, p.image_processor, p.chat_format, p.num_image_tokens, p.max_length,
+                       caption_grammar="klingon")
+
+
+def test_a_checkpoint_names_its_default_candidates(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`candidates` in processor_config.json (absent: 1, as for the official checkpoints) is how many samples a
+    call that gives none draws per image; it survives save and load, and a bad value is a clear error."""
+    from januspro.processing.processor import JanusProcessor
+
+    folder = _copy(tiny_checkpoint, tmp_path)
+    janus = januspro.load(folder, device="cpu")
+    assert janus.processor.candidates == 1 and janus.candidates(januspro.ImageOptions(n=2)) == 1
+    janus.processor.candidates = 6
+    saved = janus.save(tmp_path / "saved")
+    config = json.loads((saved / "processor_config.json").read_text())
+    assert config["candidates"] == 6
+    again = januspro.load(saved, device="cpu")
+    assert again.candidates(januspro.ImageOptions(n=2)) == 6
+    assert again.candidates(januspro.ImageOptions(n=2, candidates=1)) == 1  # a call's own choice wins
+    assert again.candidates(januspro.ImageOptions(n=100, max_images=256)) == 2  # lowered to fit max_images
+    for bad in (0, "8", True, 2.5):
+        (saved / "processor_config.json").write_text(json.dumps({**config, "candidates": bad}))
+        with pytest.raises(CheckpointError, match="candidates must be an integer >= 1"):
+            januspro.load(saved, device="cpu")
+    p = janus.processor
+    with pytest.raises(InputError, match="candidates must be an integer >= 1"):
+        JanusProcessor(p.tokenizer, p.image_processor, p.chat_format, p.num_image_tokens, p.max_length, candidates=0)
 
 
 def test_a_checkpoint_names_its_default_guidance(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -130,6 +131,54 @@ def test_ranked_generation_keeps_the_samples_the_model_describes_best(tiny_janus
         total += float(logits.float().log_softmax(-1)[0, token])
         logits = decoder.step(torch.tensor([token]))
     assert total == pytest.approx(float(scores[4]), abs=1e-3)
+
+
+def test_a_caption_grammar_ranks_by_the_captions_a_prompt_stands_for(tiny_janus) -> None:
+    """description_scores of several texts is the log of the sum of their probabilities. A checkpoint whose
+    processor names the shapes-world caption grammar ranks its samples by the captions the prompt stands for
+    (a pair named in reverse: its one canonical caption), not by the prompt's own wording; prompts outside the
+    grammar, and checkpoints without one, rank by the prompt itself."""
+    processor = tiny_janus.processor
+    prompt = "an image of a blue square to the right of a red circle"
+    caption = "a red circle to the left of a blue square"
+    drawn = tiny_janus.generate_images(prompt, ImageOptions(n=4, seed=3, cfg_weight=4.0))
+    texts = [caption, "a red circle", prompt]
+    each = torch.stack([tiny_janus.description_scores(drawn.images, text) for text in texts])  # [3, 4]
+    torch.testing.assert_close(tiny_janus.description_scores(drawn.images, texts, batch_size=3), torch.logsumexp(each, 0))
+    assert processor.ranking_descriptions(prompt) == (prompt,)  # this checkpoint names no grammar
+    processor.caption_grammar = "shapes-world"
+    try:
+        assert processor.ranking_descriptions(prompt) == (caption,)
+        assert len(processor.ranking_descriptions("a red circle")) == 18  # 2 sizes x 9 positions
+        assert processor.ranking_descriptions("a cat on a mat") == ("a cat on a mat",)
+        ranked = tiny_janus.generate_images(prompt, ImageOptions(n=2, seed=3, cfg_weight=4.0, candidates=2))
+    finally:
+        processor.caption_grammar = None
+    best = torch.argsort(each[0], descending=True)[:2]
+    assert torch.equal(ranked.codes, drawn.codes[best])
+    assert list(ranked.scores) == pytest.approx(each[0, best].tolist())
+    assert not torch.allclose(each[0], each[2])  # (the prompt's own wording would score otherwise)
+    with pytest.raises(InputError, match="empty"):
+        tiny_janus.description_scores(drawn.images, [])
+
+
+def test_a_checkpoint_default_of_candidates_ranks_calls_that_give_none(tiny_janus) -> None:
+    """ImageOptions(candidates=None) draws the checkpoint's default number of samples per image (the same
+    images as asking for it), lowered where n x it would pass max_images; 1 asks for plain sampling."""
+    options = ImageOptions(n=2, seed=3, cfg_weight=4.0)
+    plain = tiny_janus.generate_images("a red circle", options)
+    tiny_janus.processor.candidates = 3
+    try:
+        ranked = tiny_janus.generate_images("a red circle", options)
+        assert torch.equal(ranked.codes, tiny_janus.generate_images("a red circle", replace(options, candidates=3)).codes)
+        assert len(ranked.scores) == 2
+        assert torch.equal(tiny_janus.generate_images("a red circle", replace(options, candidates=1)).codes, plain.codes)
+        capped = tiny_janus.generate_images("a red circle", replace(options, n=3, max_images=7))  # 3 x 2 <= 7 < 3 x 3
+        assert torch.equal(capped.codes,
+                           tiny_janus.generate_images("a red circle", replace(options, n=3, candidates=2)).codes)
+    finally:
+        tiny_janus.processor.candidates = 1
+    assert plain.scores == ()
 
 
 def test_image_code_logprobs_are_the_training_loss_of_the_codes(tiny_janus) -> None:

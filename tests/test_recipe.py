@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import januspro
-from januspro.training.recipe import BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, build_bundled
+from januspro.training.recipe import BUNDLED_CANDIDATES, BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, build_bundled
 
 
 def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
@@ -31,6 +31,8 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     assert janus.processor.system_prompt == ""
     assert janus.processor.cfg_weight == BUNDLED_CFG_WEIGHT  # the default guidance of its image generation
     assert janus.processor.image_temperature == BUNDLED_IMAGE_TEMPERATURE  # and its sampling temperature
+    assert janus.processor.caption_grammar == "shapes-world"  # and how it describes images (ranks its samples)
+    assert janus.processor.candidates == BUNDLED_CANDIDATES  # and how many samples per image it ranks by default
     assert janus.chat("What color is the circle?", images=[torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()],
                       options=januspro.ChatOptions(max_new_tokens=4)).tokens
     result = janus.generate_images("a red circle", januspro.ImageOptions(n=2, seed=0))
@@ -43,7 +45,7 @@ def test_shipped_model_was_made_by_the_current_recipe() -> None:
     from dataclasses import asdict
 
     from januspro.bundled import BUNDLED_DIR
-    from januspro.training.recipe import BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, Recipe
+    from januspro.training.recipe import BUNDLED_CANDIDATES, BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, Recipe
 
     card = json.loads((BUNDLED_DIR / "training.json").read_text())
     assert card["command"] == "januspro train bundled"
@@ -51,6 +53,7 @@ def test_shipped_model_was_made_by_the_current_recipe() -> None:
     processor_config = json.loads((BUNDLED_DIR / "processor_config.json").read_text())
     assert processor_config["cfg_weight"] == BUNDLED_CFG_WEIGHT  # what a rebuild writes
     assert processor_config["image_temperature"] == BUNDLED_IMAGE_TEMPERATURE
+    assert processor_config["caption_grammar"] == "shapes-world" and processor_config["candidates"] == BUNDLED_CANDIDATES
 
 
 def test_work_files_never_land_inside_the_package(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

@@ -214,18 +214,22 @@ def test_image_generation_equals_the_engine(server: LiveServer, janus: januspro.
 # (request field, processor attribute, ImageOptions field, a checkpoint's default, the official default)
 @pytest.mark.parametrize(("field", "attribute", "option", "default", "official"),
                          [("guidance_scale", "cfg_weight", "cfg_weight", 2.5, 5.0),
-                          ("temperature", "image_temperature", "temperature", 0.4, 1.0)])
+                          ("temperature", "image_temperature", "temperature", 0.4, 1.0),
+                          ("candidates", "candidates", "candidates", 2, 1)])
 def test_image_generation_without_a_setting_uses_the_models_default(server: LiveServer, janus: januspro.Janus, field: str,
                                                                     attribute: str, option: str, default: float,
                                                                     official: float) -> None:
-    """A request that leaves out `guidance_scale` or `temperature` gets the checkpoint's default (its
-    processor_config.json's `cfg_weight` / `image_temperature`); one that gives it gets what it asks for."""
+    """A request that leaves out `guidance_scale`, `temperature` or `candidates` gets the checkpoint's default (its
+    processor_config.json's `cfg_weight` / `image_temperature` / `candidates`); one that gives it gets what it
+    asks for."""
     setattr(janus.processor, attribute, default)  # as if the checkpoint's processor_config.json said so
     try:
         body = server.post("/v1/images/generations", {"prompt": "a red circle", "n": 2, "seed": 5}).json()
         got = [decode_png(d["b64_json"]) for d in body["data"]]
         expected = janus.generate_images("a red circle", ImageOptions(n=2, seed=5, **{option: default})).images
         assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(got, expected))
+        if field == "candidates":  # every sample drawn counts as output
+            assert body["usage"]["output_tokens"] == 2 * default * janus.config.num_gen_tokens
         other = janus.generate_images("a red circle", ImageOptions(n=2, seed=5, **{option: official})).images
         assert not all(np.array_equal(a, np.asarray(b)) for a, b in zip(got, other))
         explicit = server.post("/v1/images/generations",

@@ -49,6 +49,9 @@ class OracleJanus:
     def image_temperature(self, requested: float | None) -> float:
         return 0.7 if requested is None else requested  # and 0.7 its default sampling temperature
 
+    def candidates(self, options) -> int:  # noqa: ANN001
+        return 5 if options.candidates is None else options.candidates  # and 5 samples per image its default
+
     def generate_images(self, prompt: str, options) -> SimpleNamespace:  # noqa: ANN001
         self.calls.append(("generate", options))
         rng = np.random.default_rng(options.seed)
@@ -185,6 +188,9 @@ def test_report_rendering_and_options() -> None:
     assert "each the model's pick of 3 samples" in format_report(report) and report.to_dict()["generation"]["candidates"] == 3
     with pytest.raises(InputError, match="candidates"):
         EvalOptions(candidates=0).check()
+    oracle = OracleJanus()  # no candidates given: the model's default, asked for explicitly and reported
+    report = evaluate(oracle, EvalOptions(prompts_per_category=1, images_per_prompt=1, understanding=False))
+    assert all(o.candidates == 5 for _, o in oracle.calls) and report.generation.candidates == 5
 
 
 def test_word_probe_swaps_exactly_one_word_into_a_false_caption() -> None:

@@ -172,12 +172,21 @@ def test_prompts_describe_the_image_and_parse_back() -> None:
         if scene.kind == "pair":  # reversed naming with the inverse relation
             first, second = specs[0], specs[1]
             assert first.objects[::-1] == second.objects and world.INVERSE[first.relation] == second.relation
+        for spec in specs:  # every prompt of the scene stands for its caption, among others where it omits some
+            assert scene.caption in world.captions_for_prompt(spec.text)
+            assert len(world.captions_for_prompt(spec.text)) == (
+                (1 if spec.objects[0].size else 2) * (1 if spec.objects[0].position else 9) if scene.kind == "single" else 1)
     assert parse_prompt("A red circle.").text == "a red circle"
     for bad in ("a pink circle", "a red circle to the left of a red circle", "four red circles", "a circle"):
         with pytest.raises(ValueError):
             parse_prompt(bad)
     assert world.scene_for_prompt(parse_prompt("a small red circle in the top left"), rng).caption == \
         "a small red circle in the top left"
+    assert world.captions_for_prompt("An image of a blue square below a red circle.") == \
+        ("a red circle above a blue square",)
+    assert world.captions_for_prompt("a large red circle") == tuple(f"a large red circle in the {p}" for p in POSITIONS)
+    with pytest.raises(ValueError, match="not a shapes-world prompt"):
+        world.captions_for_prompt("a cat")
 
 
 def test_patch_contents_marks_the_patches_each_object_covers() -> None:

@@ -234,9 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=positive_int, default=4, help="number of images (default 4)")
     gen.add_argument("--cfg", type=non_negative_float, default=None,
                      help="classifier-free guidance weight (default: the model's; 5 for the official models)")
-    gen.add_argument("--candidates", type=positive_int, default=1, metavar="K",
+    gen.add_argument("--candidates", type=positive_int, default=None, metavar="K",
                      help="draw K samples per image and keep the ones the model itself finds the prompt describes "
-                          "best (K times the time; default 1)")
+                          "best (K times the time; default: the model's, 8 for the bundled model, 1 for the "
+                          "official ones)")
     gen.add_argument("--out", "-o", default="out", help="output folder (default ./out)")
     gen.add_argument("--memory-budget-gb", type=float, default=None,
                      help="memory the generation may use in total; large --n runs in chunks that fit")

@@ -77,15 +77,17 @@ class ImageOptions:
     memory_budget_gb: float | None = None  # None: what the device has free
     max_images: int = 256
     # Samples drawn per returned image. Above 1 the model ranks its own samples: it reads each one back
-    # (understanding pathway) and keeps the n under which the prompt is the likeliest description of the
-    # image, best first. It costs that many times the generation time.
-    candidates: int = 1
+    # (understanding pathway) and keeps the n under which the prompt (or, where the checkpoint names a caption
+    # grammar, a caption the prompt stands for) is the likeliest description of the image, best first. It costs
+    # that many times the generation time. None: the checkpoint's default (`candidates` in its
+    # processor_config.json, else 1; the bundled model's is 8), lowered where n x it would pass max_images.
+    candidates: int | None = None
 
     def sampling(self, default_temperature: float = 1.0) -> SamplingParams:
         """Check the options; the sampling they ask for (`default_temperature` where `temperature` is None)."""
         if not 1 <= self.n <= self.max_images:
             raise InputError(f"n must be between 1 and {self.max_images}, got {self.n}")
-        if not 1 <= self.candidates or self.n * self.candidates > self.max_images:
+        if self.candidates is not None and (not 1 <= self.candidates or self.n * self.candidates > self.max_images):
             raise InputError(f"candidates must be >= 1 with n x candidates at most {self.max_images}, "
                              f"got {self.candidates} for n = {self.n}")
         if self.cfg_weight is not None and not self.cfg_weight >= 0:
@@ -110,7 +112,9 @@ class ImageResult:
     codes: torch.Tensor = field(repr=False)  # [n, num_gen_tokens] VQ codes, on the CPU
     prompt_tokens: int = 0
     chunk_size: int = 0
-    # With candidates > 1: per returned image, log P(prompt | image) by the model's understanding, descending.
+    # With candidates > 1: per returned image, log P(description | image) by the model's understanding, where the
+    # description is the prompt or, for a checkpoint with a caption grammar, any caption the prompt stands for
+    # (`JanusProcessor.ranking_descriptions`); descending.
     scores: tuple[float, ...] = ()
 
 
@@ -249,6 +253,13 @@ class Janus:
         """The guidance weight a call asks for, else (None) the checkpoint's default."""
         return self.processor.cfg_weight if requested is None else requested
 
+    def candidates(self, options: ImageOptions) -> int:
+        """The samples per returned image a call asks for, else (None) the checkpoint's default, lowered so that
+        n x candidates stays within `options.max_images`."""
+        if options.candidates is not None:
+            return options.candidates
+        return max(1, min(self.processor.candidates, options.max_images // max(1, options.n)))
+
     def image_temperature(self, requested: float | None) -> float:
         """The image-code sampling temperature a call asks for, else (None) the checkpoint's default."""
         return self.processor.image_temperature if requested is None else requested
@@ -256,41 +267,52 @@ class Janus:
     def generate_images(
         self, prompt: str, options: ImageOptions = ImageOptions(), progress: ProgressFn | None = None
     ) -> ImageResult:
-        """`options.n` images for `prompt`, the same ones every time for the same seed. With
-        `options.candidates` = K > 1, n x K are drawn and the n the model itself ranks best
-        (`description_scores`) are returned, best first."""
+        """`options.n` images for `prompt`, the same ones every time for the same seed. With K =
+        `candidates(options)` > 1, n x K are drawn and the n the model itself ranks best
+        (`description_scores` of `processor.ranking_descriptions(prompt)`) are returned, best first."""
         options.sampling()
-        drawn = replace(options, n=options.n * options.candidates, candidates=1)
+        candidates = self.candidates(options)
+        drawn = replace(options, n=options.n * candidates, candidates=1)
         codes, prompt_tokens, chunk = self.generate_image_codes(prompt, drawn, progress)
         images = pixels_to_pil(decode_images(self.model, codes))
-        if options.candidates == 1:
+        if candidates == 1:
             return ImageResult(images, codes.cpu(), prompt_tokens, chunk)
-        scores = self.description_scores(images, prompt)
+        scores = self.description_scores(images, self.processor.ranking_descriptions(prompt))
         best = torch.argsort(scores, descending=True, stable=True)[: options.n]
         return ImageResult([images[i] for i in best.tolist()], codes.cpu()[best], prompt_tokens, chunk,
                            tuple(scores[best].tolist()))
 
     @torch.inference_mode()
-    def description_scores(self, images: Sequence[ImageSource], text: str, batch_size: int = 16) -> torch.Tensor:
-        """[len(images)] log-probability, summed over its tokens, that the model answers `text` when
-        asked to describe each image (`RANKING_QUESTION`, the default system prompt). Higher: the
-        model's understanding finds `text` fits that image better. Ranks generated samples."""
-        if not text.strip():
+    def description_scores(self, images: Sequence[ImageSource], text: str | Sequence[str],
+                           batch_size: int = 16) -> torch.Tensor:
+        """[len(images)] log-probability that the model, asked to describe each image (`RANKING_QUESTION`, the
+        default system prompt), answers `text`, or any one of several texts: log of the sum of their
+        probabilities (each the product over its tokens). Higher: the model's understanding finds the text fits
+        that image better. Ranks generated samples. Each image is read once for all texts."""
+        texts = [text] if isinstance(text, str) else list(text)
+        if not texts or any(not t.strip() for t in texts):
             raise InputError("the text to score is empty")
         special = self.processor.tokenizer.special
         question = Message("user", f"<image_placeholder>\n{RANKING_QUESTION}", (images[0],) if images else ())
         prompt = self.processor.conversation([question]).ids
-        ids = prompt + self.processor.answer_ids(text)
-        self.processor.check_length(len(ids))
+        answers = [self.processor.answer_ids(t) for t in texts]
+        for answer in answers:
+            self.processor.check_length(len(prompt) + len(answer))
+        prompt_row = torch.tensor(prompt, device=self.device)
         out = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            rows = torch.tensor(ids, device=self.device).expand(len(chunk), -1)  # [b, T]
-            embeds = self._prompt_embeds(rows, rows == special.image, self.processor.pixel_values(chunk))
-            positions = torch.arange(len(ids), device=self.device).expand(len(chunk), -1)
-            hidden = self.model.hidden_states(embeds, positions)[:, len(prompt) - 1:-1]  # [b, answer, hidden]
-            logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, answer, vocab]
-            out.append(logprobs.gather(-1, rows[:, len(prompt):, None])[..., 0].sum(-1).cpu())
+            rows = prompt_row.expand(len(chunk), -1)  # [b, P]
+            read = self._prompt_embeds(rows, rows == special.image, self.processor.pixel_values(chunk))  # [b, P, D]
+            per_text = []
+            for answer in answers:
+                answer_row = torch.tensor(answer, device=self.device).expand(len(chunk), -1)  # [b, A]
+                embeds = torch.cat([read, self.model.embed_tokens(answer_row)], dim=1)  # [b, P + A, D]
+                positions = torch.arange(embeds.shape[1], device=self.device).expand(len(chunk), -1)
+                hidden = self.model.hidden_states(embeds, positions)[:, len(prompt) - 1:-1]  # [b, A, D]
+                logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, A, vocab]
+                per_text.append(logprobs.gather(-1, answer_row[..., None])[..., 0].sum(-1))  # [b]
+            out.append(torch.logsumexp(torch.stack(per_text), dim=0).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
     @torch.no_grad()

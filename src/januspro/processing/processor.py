@@ -26,11 +26,22 @@ DEFAULT_CFG_WEIGHT = 5.0
 # Sampling temperature of the image codes when a call gives none: 1 as in the official repo; a checkpoint
 # may name its own (`image_temperature` in processor_config.json; the bundled model draws better cooler).
 DEFAULT_IMAGE_TEMPERATURE = 1.0
+# Caption grammars a checkpoint may name (`caption_grammar` in processor_config.json): the form of its
+# answers to `Describe the image.`, by which it ranks its own image samples (`ranking_descriptions`).
+CAPTION_GRAMMARS = ("shapes-world",)
+# Samples drawn per returned image when a call gives none: 1 (no ranking) as in the official repo; a checkpoint may
+# name its own (`candidates` in processor_config.json; the bundled model ranks 8, which costs it little).
+DEFAULT_CANDIDATES = 1
 
 
 def _is_non_negative(value: object) -> bool:
     """A finite number >= 0 (not a bool): the rule of both generation defaults."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+
+
+def _is_count(value: object) -> bool:
+    """An integer >= 1 (not a bool): the rule of the default number of candidates."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _generation_default(processor_config: dict[str, object], key: str, default: float, path: Path) -> float:
@@ -73,10 +84,16 @@ class JanusProcessor:
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         cfg_weight: float = DEFAULT_CFG_WEIGHT,
         image_temperature: float = DEFAULT_IMAGE_TEMPERATURE,
+        caption_grammar: str | None = None,
+        candidates: int = DEFAULT_CANDIDATES,
     ) -> None:
         for name, value in (("cfg_weight", cfg_weight), ("image_temperature", image_temperature)):
             if not _is_non_negative(value):
                 raise InputError(f"{name} must be a number >= 0, got {value!r}")
+        if caption_grammar is not None and caption_grammar not in CAPTION_GRAMMARS:
+            raise InputError(f"unknown caption_grammar {caption_grammar!r}; one of {', '.join(CAPTION_GRAMMARS)}")
+        if not _is_count(candidates):
+            raise InputError(f"candidates must be an integer >= 1, got {candidates!r}")
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_format = fmt
@@ -85,6 +102,8 @@ class JanusProcessor:
         self.system_prompt = system_prompt
         self.cfg_weight = float(cfg_weight)  # the checkpoint's default guidance for image generation
         self.image_temperature = float(image_temperature)  # and its default sampling temperature of image codes
+        self.caption_grammar = caption_grammar  # how the model describes images, if it was taught one form
+        self.candidates = int(candidates)  # and how many samples it draws per image by default, keeping its best
 
     @classmethod
     def from_folder(
@@ -116,6 +135,12 @@ class JanusProcessor:
                 f"{config.num_image_tokens} patches"
             )
         system = processor_config.get("system_prompt", DEFAULT_SYSTEM_PROMPT)
+        grammar = processor_config.get("caption_grammar")
+        if grammar is not None and grammar not in CAPTION_GRAMMARS:
+            raise CheckpointError(f"{path}: unknown caption_grammar {grammar!r}; one of {', '.join(CAPTION_GRAMMARS)}")
+        candidates = processor_config.get("candidates", DEFAULT_CANDIDATES)
+        if not _is_count(candidates):
+            raise CheckpointError(f"{path}: candidates must be an integer >= 1, got {candidates!r}")
         return cls(
             TextTokenizer.from_folder(folder),
             ImageProcessor.from_folder(folder, config.vision.image_size),
@@ -125,6 +150,8 @@ class JanusProcessor:
             system if isinstance(system, str) else DEFAULT_SYSTEM_PROMPT,
             _generation_default(processor_config, "cfg_weight", DEFAULT_CFG_WEIGHT, path),
             _generation_default(processor_config, "image_temperature", DEFAULT_IMAGE_TEMPERATURE, path),
+            grammar,  # type: ignore[arg-type]
+            candidates,  # type: ignore[arg-type]
         )
 
     def save(self, folder: Path) -> None:
@@ -146,7 +173,24 @@ class JanusProcessor:
             "cfg_weight": self.cfg_weight,
             "image_temperature": self.image_temperature,
         }
+        if self.caption_grammar is not None:
+            processor_config["caption_grammar"] = self.caption_grammar
+        if self.candidates != DEFAULT_CANDIDATES:
+            processor_config["candidates"] = self.candidates
         (folder / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n", encoding="utf-8")
+
+    def ranking_descriptions(self, prompt: str) -> tuple[str, ...]:
+        """The answers to `Describe the image.` that an image fitting `prompt` may get: with a caption grammar
+        and a prompt in it, the captions the model was taught for such images (`shapes.world.captions_for_prompt`);
+        otherwise the prompt itself."""
+        if self.caption_grammar == "shapes-world":
+            from januspro.shapes.world import captions_for_prompt
+
+            try:
+                return captions_for_prompt(prompt)
+            except ValueError:
+                pass
+        return (prompt,)
 
     # ------------------------------------------------------------------ token ids
 

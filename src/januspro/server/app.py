@@ -313,7 +313,7 @@ class _API:
                               "prompt")
         if body.n > settings.max_images:
             raise bad_request(f"n must be between 1 and {settings.max_images}, got {body.n}", "n")
-        if body.n * body.candidates > settings.max_images:
+        if body.candidates is not None and body.n * body.candidates > settings.max_images:
             raise bad_request(f"n x candidates must be at most {settings.max_images}, got {body.n} x {body.candidates}",
                               "candidates")
         factor = self._image_size(body)
@@ -336,7 +336,7 @@ class _API:
         encoded = await run_in_threadpool(_encode_images, output.images, fmt, body.output_compression)
         side = self.native_size * factor
         prompt_tokens, output_tokens = (output.result.prompt_tokens,
-                                        body.n * body.candidates * self.janus.config.num_gen_tokens)
+                                        body.n * self.janus.candidates(options) * self.janus.config.num_gen_tokens)
         return {
             "created": int(time.time()),
             "data": [{"b64_json": data, "revised_prompt": None} for data in encoded],

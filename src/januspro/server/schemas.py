@@ -141,8 +141,9 @@ class ImageGenerationRequest(_Strict):
     top_k: int | None = Field(default=None, ge=1)
     top_p: float | None = Field(default=None, gt=0, le=1)
     upscale: Literal[1, 2, 4] | None = None
-    # Samples drawn per returned image, ranked by the model's own reading of them (ImageOptions.candidates).
-    candidates: int = Field(default=1, ge=1)
+    # Samples drawn per returned image, ranked by the model's own reading of them (ImageOptions.candidates;
+    # None: the model's default, 8 for the bundled model, 1 for the official ones).
+    candidates: int | None = Field(default=None, ge=1)
 
     # Accepted only with their neutral value.
     stream: bool | None = None

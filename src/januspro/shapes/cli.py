@@ -37,9 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--temperature", type=non_negative_float, default=None,
                            help="image token sampling temperature (default: the model's, 1 for the official "
                                 "models; answers are greedy)")
-    run_group.add_argument("--candidates", type=positive_int, default=1, metavar="K",
+    run_group.add_argument("--candidates", type=positive_int, default=None, metavar="K",
                            help="samples drawn per judged image; the model ranks them by how well it finds the "
-                                "prompt describes each and keeps the best (default 1: no ranking)")
+                                "prompt describes each and keeps the best (default: the model's, 8 for the bundled "
+                                "model, 1 for the official ones; 1: no ranking)")
     run_group.add_argument("--batch-size", type=positive_int, default=32, help="questions per batch (default 32)")
     run_group.add_argument("--word-probe", action="store_true",
                            help="also probe which prompt words the generation reads: held-out scenes scored under "

@@ -55,7 +55,7 @@ class EvalOptions:
     questions_per_type: int = 50
     cfg_weight: float | None = None  # None: the model's default guidance (its processor_config.json)
     temperature: float | None = None  # image token sampling (None: the model's default); answers are always greedy
-    candidates: int = 1  # samples per judged image, ranked by the model itself (ImageOptions.candidates)
+    candidates: int | None = None  # samples per judged image, ranked by the model itself (None: the model's default)
     batch_size: int = 32  # questions per chat_batch call
     max_new_tokens: int = 48
     generation: bool = True
@@ -70,7 +70,7 @@ class EvalOptions:
             raise InputError(f"seed must be >= 0, got {self.seed}")
         for name in ("prompts_per_category", "images_per_prompt", "questions_per_type", "candidates", "batch_size",
                      "max_new_tokens", "probe_scenes"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if len(self.vision_probe_scenes) != 2 or min(self.vision_probe_scenes) < 1:
             raise InputError(f"vision_probe_scenes must be two counts >= 1 (training, held out), got {self.vision_probe_scenes}")
@@ -277,12 +277,13 @@ def evaluate_generation(janus: Janus, options: EvalOptions = EvalOptions(), prog
     specs = [s for c in CATEGORIES for s in eval_prompts(c, options.prompts_per_category, options.seed)]
     cfg_weight = janus.cfg_weight(options.cfg_weight)
     temperature = janus.image_temperature(options.temperature)
+    candidates = janus.candidates(ImageOptions(n=options.images_per_prompt, candidates=options.candidates))
     outcomes = []
     for index, spec in enumerate(specs):
         seed = int(np.random.SeedSequence([options.seed, 3, index]).generate_state(1)[0])
         result = janus.generate_images(spec.text, ImageOptions(
             n=options.images_per_prompt, seed=seed, cfg_weight=cfg_weight, temperature=temperature,
-            candidates=options.candidates,
+            candidates=candidates,
         ))
         verdicts = [judge(spec, image) for image in result.images]
         diversity, duplicates = code_diversity(result.codes)
@@ -296,7 +297,7 @@ def evaluate_generation(janus: Janus, options: EvalOptions = EvalOptions(), prog
     )
     return GenerationReport(
         scores, float(np.mean([s.score for s in scores])), tuple(outcomes), options.images_per_prompt,
-        cfg_weight, temperature, janus.config.gen_vision.image_size, options.candidates,
+        cfg_weight, temperature, janus.config.gen_vision.image_size, candidates,
         _mean([o.diversity for o in outcomes]), _mean([o.duplicates for o in outcomes]),
     )
 

@@ -541,6 +541,32 @@ def parse_prompt(text: str, category: str | None = None) -> PromptSpec:
     raise ValueError(f"{text!r} is not a shapes-world prompt")
 
 
+def captions_for_prompt(text: str) -> tuple[str, ...]:
+    """Every canonical caption (`Scene.caption`, the answer to `Describe the image.`) of an image the
+    prompt describes: a prompt without size or position stands for each of them (18 captions for
+    `a red circle`), a pair prompt for its one caption in naming order (`a blue square to the right of
+    a red circle` -> `a red circle to the left of a blue square`). ValueError if `text` is not a
+    prompt of the world. Ranking generated samples by the likelihood of these, instead of the
+    prompt's own wording, asks the model what it was taught to say."""
+    spec = parse_prompt(text)
+    if spec.count is not None:
+        o = spec.objects[0]
+        return (f"{NUMBER_WORDS[spec.count]} {o.color} {o.shape}s",)
+    if spec.relation is not None:
+        a, b = spec.objects
+        first, relation, second = (a, spec.relation, b) if _order(a) < _order(b) else (b, INVERSE[spec.relation], a)
+        return (f"a {first.color} {first.shape} {relation} a {second.color} {second.shape}",)
+    o = spec.objects[0]
+    sizes = (o.size,) if o.size else tuple(SIZES)
+    positions = (o.position,) if o.position else POSITIONS
+    return tuple(f"a {size} {o.color} {o.shape} in the {where}" for size in sizes for where in positions)
+
+
+def _order(o: ObjSpec) -> tuple[int, int]:
+    """`Obj.order` of a prompt's object."""
+    return COLORS.index(o.color), SHAPES.index(o.shape)
+
+
 # -------------------------------------------------------------------------- questions
 
 QUESTION_TYPES: tuple[str, ...] = ("color", "shape", "count", "position", "exists", "relation", "describe")

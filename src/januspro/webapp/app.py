@@ -154,8 +154,8 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
             images = result.images
             size = images[0].size
             note = f"{len(images)} image{'s' * (len(images) > 1)} of {size[0]}x{size[1]}"
-            if options.candidates > 1:
-                note += f", the model's best of {options.n * options.candidates} samples"
+            if janus.candidates(options) > 1:
+                note += f", the model's best of {options.n * janus.candidates(options)} samples"
             if upscale:
                 progress(1.0, desc="Upscaling")
                 images, method = upscale_images(images, 2, weights=settings.upscale_weights, device=janus.device)
@@ -201,8 +201,8 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
             t2i_seed = gr.Number(label="Seed", precision=0, value=12345, elem_id="t2i-seed")
             count = gr.Slider(minimum=1, maximum=settings.max_images, value=min(settings.default_images, settings.max_images),
                               step=1, label="Number of images", elem_id="count")
-            candidates = gr.Slider(minimum=1, maximum=16, value=1, step=1, label="Samples per image (the model keeps its best)",
-                                   elem_id="candidates")
+            candidates = gr.Slider(minimum=1, maximum=16, value=min(16, janus.processor.candidates), step=1,
+                                   label="Samples per image (the model keeps its best)", elem_id="candidates")
             upscale = gr.Checkbox(label="Upscale 2x", value=False, elem_id="upscale",
                                   info=upscaler_note(settings.upscale_weights))
         generate_button = gr.Button("Generate Images", variant="primary", elem_id="generate-button")
