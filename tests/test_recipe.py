@@ -185,18 +185,19 @@ def test_recipe_refuses_unknown_stage4_data_kinds() -> None:
         Recipe(stage4_data={"t2i": 10, "und": 10})
 
 
-def test_frozen_vit_stage4_changes_only_stage_4() -> None:
+def test_trained_vit_stage4_changes_only_stage_4() -> None:
     from dataclasses import replace
 
-    from januspro.training.recipe import Recipe, with_frozen_vit_stage4
+    from januspro.training.recipe import Recipe, with_trained_vit_stage4
 
     recipe = Recipe()
-    frozen = with_frozen_vit_stage4(recipe)
-    assert "vision_model" in recipe.stage4.trainable and "vision_model" in recipe.stage4.lr_overrides
-    assert "vision_model" not in frozen.stage4.trainable and "vision_model" not in frozen.stage4.lr_overrides
-    assert set(frozen.stage4.trainable) == set(recipe.stage4.trainable) - {"vision_model"}
-    assert frozen.stage4_vit.dense_geometry and not recipe.stage4_vit.dense_geometry
-    assert (frozen.stage4_vit.steps, frozen.stage4_vit.lr, frozen.stage4_vit_images) == (4500, 1e-3, 48000)
+    trained = with_trained_vit_stage4(recipe)
+    assert "vision_model" not in recipe.stage4.trainable and "vision_model" not in recipe.stage4.lr_overrides
+    assert "vision_model" in trained.stage4.trainable and trained.stage4.lr_overrides["vision_model"] == 3e-4
+    assert set(trained.stage4.trainable) == set(recipe.stage4.trainable) | {"vision_model"}
+    assert recipe.stage4_vit.dense_geometry and not trained.stage4_vit.dense_geometry
+    assert (recipe.stage4_vit.steps, recipe.stage4_vit.lr, recipe.stage4_vit_images) == (4500, 1e-3, 48000)
+    assert (trained.stage4_vit.steps, trained.stage4_vit.lr, trained.stage4_vit_images) == (3000, 5e-4, 12000)
     # Stages 0-3 and their components are untouched (so a build keeps the same binding draw).
-    assert replace(frozen, stage4_vit=recipe.stage4_vit, stage4_vit_images=recipe.stage4_vit_images,
+    assert replace(trained, stage4_vit=recipe.stage4_vit, stage4_vit_images=recipe.stage4_vit_images,
                    stage4=recipe.stage4) == recipe

@@ -2,7 +2,7 @@
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
 official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
 
-    januspro train bundled --out src/januspro/assets/shapes-model   # 55 min 15 s on 2 Xeon cores (2026-12-06)
+    januspro train bundled --out src/januspro/assets/shapes-model   # 80 min 40 s on 2 AMD EPYC cores (2026-12-06)
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> its decoder fine-tuned -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> stage 4 (the ViT's dense loss, then an
@@ -119,8 +119,11 @@ def _default_stages() -> tuple[StageConfig, ...]:
 
 
 def _default_stage4() -> StageConfig:
-    return StageConfig("stage4", GROUPS, {"understanding": 6.0, "text": 1.0, "t2i": 3.0}, steps=1500, batch_size=32,
-                       lr=6e-4, lr_overrides={"vision_model": 3e-4}, warmup_steps=20, uncond_prob=0.1)
+    """Stage 4's LLM part: everything but the ViT, which keeps what its dense loss (`Recipe.stage4_vit`) just taught
+    it (trained on with the LLM's losses it forgets it: `with_trained_vit_stage4`)."""
+    return StageConfig("stage4", tuple(g for g in GROUPS if g != "vision_model"),
+                       {"understanding": 6.0, "text": 1.0, "t2i": 3.0}, steps=1500, batch_size=32, lr=6e-4,
+                       warmup_steps=20, uncond_prob=0.1)
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,9 @@ class Recipe:
     # shorter. Seed 2: understanding 0.757 / 0.737 against 0.694 / 0.706.
     vision_patch: int = 16
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
-    # Measured on 2 CPU cores: 55 min 15 s on an Intel Xeon with stage 4 (2026-12-06; components 13.8 min, stages 31.6
+    # Measured on 2 CPU cores: 80 min 40 s on an AMD EPYC with the frozen-ViT stage 4 (2026-12-06; components 16.6
+    # min, stages 49.2 min, stage 4 14.7 min; the model shipped 2026-12-07); 55 min 15 s on an Intel Xeon with the
+    # stage 4 of `with_trained_vit_stage4` (2026-12-06; components 13.8 min, stages 31.6
     # min, stage 4 9.7 min); 45 min 21 s on an Intel Xeon with text paragraphs (2026-12-05; components 13.2 min,
     # stages 32.0 min, a stage-2 step 0.21 s); 58 min 46 s on an Intel Xeon with the VQ decoder fine-tune
     # (2026-12-05; components 17.2 min, of which the decoder 7.0; stages 41.4 min; a stage-2 step 0.30 s); 42 min 3 s without it on the
@@ -235,10 +240,15 @@ class Recipe:
     # 0.68, exists 0.68 / 0.68), generation 0.615 / 0.548 against 0.605 / 0.578, word probe unchanged (colour
     # binding 1.00 / 0.96); the same stage without the ViT's dense loss: 0.766 / 0.763 and 0.635 / 0.555. The full
     # seed-0 build with it (shipped 2026-12-06, 55 min 15 s, stage 4 9.7 min; stages 0-3 bit-identical to the
-    # previous model's): answers 0.811 / 0.829, generation 0.637 / 0.572, colour binding 0.98 / 0.98.
-    stage4_vit: ComponentTrainConfig = ComponentTrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=40,
-                                                            dense_weight=5.0)
-    stage4_vit_images: int = 12000  # rendered in memory for `stage4_vit` (the first `component_images` are theirs)
+    # previous model's): answers 0.811 / 0.829, generation 0.637 / 0.572, colour binding 0.98 / 0.98. With the ViT
+    # frozen after its longer dense loss (the defaults since 2026-12-07; a seed-0 build on a 2-core AMD EPYC, whose
+    # arithmetic draws other stages 0-3): answers 0.909 / 0.891, generation 0.822 / 0.802 at the default 8 samples
+    # per image (0.573 / 0.527 with one), where the Xeon build gives 0.811 / 0.829 and 0.822 / 0.772 (README).
+    # The ViT's dense loss with the geometry columns, 4,500 steps at lr 1e-3 on 48,000 images (the model shipped
+    # 2026-12-06 had 3,000 at 5e-4 on 12,000 without them and trained the ViT on in stage 4: `with_trained_vit_stage4`).
+    stage4_vit: ComponentTrainConfig = ComponentTrainConfig(steps=4500, batch_size=64, lr=1e-3, warmup_steps=40,
+                                                            dense_weight=5.0, dense_geometry=True)
+    stage4_vit_images: int = 48000  # rendered in memory for `stage4_vit` (the first `component_images` are theirs)
     stage4_data: dict[str, int] = field(default_factory=lambda: {"t2i": 6000, "understanding": 16000, "text": 2000})
     stage4_question_weights: dict[str, float] | None = field(default_factory=lambda: {
         "color": 2.0, "shape": 2.0, "count": 0.5, "position": 0.5, "exists": 3.0, "relation": 1.5, "describe": 1.0})
@@ -251,23 +261,18 @@ class Recipe:
             raise InputError(f"stage4_data: unknown record kinds {unknown} (choose from t2i, understanding, text)")
 
 
-def with_frozen_vit_stage4(recipe: Recipe) -> Recipe:
-    """`recipe` with the stage 4 that answers best, measured but not yet shipped: a longer dense ViT loss with the
-    geometry columns on 48,000 images, then the LLM part with the ViT frozen. Trained on with the LLM's losses (the
-    shipped stage 4, ViT lr 3e-4) the ViT forgets what the dense loss taught it: the vision probe
-    (`shapes.vit_probe`) finds both objects of a pair in 0.36 of held-out scenes after the shipped stage 4, 0.81
-    after this one. A full seed-0 build with it on a 2-core AMD EPYC (2026-12-06, 80 min 40 s: components 16.6 min,
-    stages 49.2 min, stage 4 14.7 min) answered 0.909 / 0.891 (shape 0.98 / 1.00, exists 1.00 / 0.94) but generated
-    0.573 / 0.527: its stages 0-3 are not the shipped model's (that CPU's arithmetic redrew the binding lottery:
-    `left of / right of` 0.72 / 0.78), so it is not shipped. On a Xeon, which rebuilds the shipped stages 0-3 bit for
-    bit, it should keep the shipped generation; about 2 min longer than the shipped stage 4 there."""
+def with_trained_vit_stage4(recipe: Recipe) -> Recipe:
+    """`recipe` with the stage 4 of the model shipped 2026-12-06 (built on a 2-core Xeon, answers 0.811 / 0.829,
+    generation 0.637 / 0.572 with one sample per image): the ViT's dense loss for 3,000 steps at lr 5e-4 on 12,000
+    images without the geometry columns, then the LLM part with the ViT trained on at lr 3e-4. The vision probe
+    (`shapes.vit_probe`) finds both objects of a pair in 0.36 of held-out scenes after it (the ViT forgets its dense
+    loss), 0.81 after the default stage 4, which keeps the ViT frozen."""
     stage4 = recipe.stage4 or _default_stage4()
     return replace(
         recipe,
-        stage4_vit=replace(recipe.stage4_vit, steps=4500, lr=1e-3, dense_geometry=True),
-        stage4_vit_images=48000,
-        stage4=replace(stage4, trainable=tuple(g for g in stage4.trainable if g != "vision_model"),
-                       lr_overrides={k: v for k, v in stage4.lr_overrides.items() if k != "vision_model"}),
+        stage4_vit=replace(recipe.stage4_vit, steps=3000, lr=5e-4, dense_geometry=False),
+        stage4_vit_images=12000,
+        stage4=replace(stage4, trainable=GROUPS, lr_overrides={**stage4.lr_overrides, "vision_model": 3e-4}),
     )
 
 
