@@ -179,17 +179,18 @@ def test_slider_values_map_to_engine_options() -> None:
 
 
 def test_generation_sliders_start_at_the_models_defaults(janus: januspro.Janus, tmp_path: Path) -> None:
-    """The CFG and temperature sliders start at the checkpoint's defaults (processor_config.json), and a
+    """The CFG, temperature and samples-per-image sliders start at the checkpoint's defaults (processor_config.json), and a
     default temperature above 1 widens its slider instead of being clipped."""
-    saved = janus.processor.cfg_weight, janus.processor.image_temperature
-    janus.processor.cfg_weight, janus.processor.image_temperature = 2.5, 1.4
+    saved = janus.processor.cfg_weight, janus.processor.image_temperature, janus.processor.candidates
+    janus.processor.cfg_weight, janus.processor.image_temperature, janus.processor.candidates = 2.5, 1.4, 6
     try:
         demo = build_app(janus, WebSettings(max_new_tokens=MAX_NEW_TOKENS, examples_dir=tmp_path))
     finally:
-        janus.processor.cfg_weight, janus.processor.image_temperature = saved
+        janus.processor.cfg_weight, janus.processor.image_temperature, janus.processor.candidates = saved
     sliders = {b.elem_id: b for b in demo.blocks.values() if isinstance(b, gr.Slider)}
     assert sliders["cfg"].value == 2.5
     assert sliders["t2i-temperature"].value == 1.4 and sliders["t2i-temperature"].maximum == 1.4
+    assert sliders["candidates"].value == 6  # samples per image: the checkpoint's default too
 
 
 def test_image_key_follows_the_pixels() -> None:

@@ -298,6 +298,7 @@ class Janus:
         answers = [self.processor.answer_ids(t) for t in texts]
         for answer in answers:
             self.processor.check_length(len(prompt) + len(answer))
+        answers_t = [torch.tensor(answer, device=self.device) for answer in answers]  # [A] each
         prompt_row = torch.tensor(prompt, device=self.device)
         out = []
         for start in range(0, len(images), batch_size):
@@ -305,8 +306,8 @@ class Janus:
             rows = prompt_row.expand(len(chunk), -1)  # [b, P]
             read = self._prompt_embeds(rows, rows == special.image, self.processor.pixel_values(chunk))  # [b, P, D]
             per_text = []
-            for answer in answers:
-                answer_row = torch.tensor(answer, device=self.device).expand(len(chunk), -1)  # [b, A]
+            for answer in answers_t:
+                answer_row = answer.expand(len(chunk), -1)  # [b, A]
                 embeds = torch.cat([read, self.model.embed_tokens(answer_row)], dim=1)  # [b, P + A, D]
                 positions = torch.arange(embeds.shape[1], device=self.device).expand(len(chunk), -1)
                 hidden = self.model.hidden_states(embeds, positions)[:, len(prompt) - 1:-1]  # [b, A, D]

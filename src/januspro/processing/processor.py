@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -26,9 +26,18 @@ DEFAULT_CFG_WEIGHT = 5.0
 # Sampling temperature of the image codes when a call gives none: 1 as in the official repo; a checkpoint
 # may name its own (`image_temperature` in processor_config.json; the bundled model draws better cooler).
 DEFAULT_IMAGE_TEMPERATURE = 1.0
-# Caption grammars a checkpoint may name (`caption_grammar` in processor_config.json): the form of its
-# answers to `Describe the image.`, by which it ranks its own image samples (`ranking_descriptions`).
-CAPTION_GRAMMARS = ("shapes-world",)
+
+
+def _shapes_world_captions(prompt: str) -> tuple[str, ...]:
+    from januspro.shapes.world import captions_for_prompt  # (the world module loads only for a model that names it)
+
+    return captions_for_prompt(prompt)
+
+
+# Caption grammars a checkpoint may name (`caption_grammar` in processor_config.json): the form of its answers to
+# `Describe the image.`, by which it ranks its own image samples (`ranking_descriptions`). Each maps a prompt to the
+# captions it stands for, or raises ValueError for a prompt outside the grammar.
+CAPTION_GRAMMARS: dict[str, Callable[[str], tuple[str, ...]]] = {"shapes-world": _shapes_world_captions}
 # Samples drawn per returned image when a call gives none: 1 (no ranking) as in the official repo; a checkpoint may
 # name its own (`candidates` in processor_config.json; the bundled model ranks 8, which costs it little).
 DEFAULT_CANDIDATES = 1
@@ -183,11 +192,9 @@ class JanusProcessor:
         """The answers to `Describe the image.` that an image fitting `prompt` may get: with a caption grammar
         and a prompt in it, the captions the model was taught for such images (`shapes.world.captions_for_prompt`);
         otherwise the prompt itself."""
-        if self.caption_grammar == "shapes-world":
-            from januspro.shapes.world import captions_for_prompt
-
+        if self.caption_grammar is not None:
             try:
-                return captions_for_prompt(prompt)
+                return CAPTION_GRAMMARS[self.caption_grammar](prompt)
             except ValueError:
                 pass
         return (prompt,)

@@ -103,6 +103,12 @@ def _check_name(value: str, allowed: Sequence[str], what: str) -> None:
 # ----------------------------------------------------------------------------- scenes
 
 
+def naming_order(color: str, shape: str) -> tuple[int, int]:
+    """Where an object of that colour and shape comes in the naming order of two-object captions: palette
+    index, then shape index (the canonical caption names the smaller first)."""
+    return COLORS.index(color), SHAPES.index(shape)
+
+
 @dataclass(frozen=True)
 class Obj:
     """One object: colour, shape, size and the top-left corner of its bounding box."""
@@ -148,7 +154,7 @@ class Obj:
     @property
     def order(self) -> tuple[int, int]:
         """Naming order of two-object captions: palette index, then shape index."""
-        return COLORS.index(self.color), SHAPES.index(self.shape)
+        return naming_order(self.color, self.shape)
 
 
 def separated(a: Obj, b: Obj, gap: int = GAP) -> bool:
@@ -554,17 +560,13 @@ def captions_for_prompt(text: str) -> tuple[str, ...]:
         return (f"{NUMBER_WORDS[spec.count]} {o.color} {o.shape}s",)
     if spec.relation is not None:
         a, b = spec.objects
-        first, relation, second = (a, spec.relation, b) if _order(a) < _order(b) else (b, INVERSE[spec.relation], a)
+        in_order = naming_order(a.color, a.shape) < naming_order(b.color, b.shape)
+        first, relation, second = (a, spec.relation, b) if in_order else (b, INVERSE[spec.relation], a)
         return (f"a {first.color} {first.shape} {relation} a {second.color} {second.shape}",)
     o = spec.objects[0]
     sizes = (o.size,) if o.size else tuple(SIZES)
     positions = (o.position,) if o.position else POSITIONS
     return tuple(f"a {size} {o.color} {o.shape} in the {where}" for size in sizes for where in positions)
-
-
-def _order(o: ObjSpec) -> tuple[int, int]:
-    """`Obj.order` of a prompt's object."""
-    return COLORS.index(o.color), SHAPES.index(o.shape)
 
 
 # -------------------------------------------------------------------------- questions

@@ -154,8 +154,9 @@ def build_app(janus: Janus, settings: WebSettings = WebSettings()) -> gr.Blocks:
             images = result.images
             size = images[0].size
             note = f"{len(images)} image{'s' * (len(images) > 1)} of {size[0]}x{size[1]}"
-            if janus.candidates(options) > 1:
-                note += f", the model's best of {options.n * janus.candidates(options)} samples"
+            candidates = janus.candidates(options)
+            if candidates > 1:
+                note += f", the model's best of {options.n * candidates} samples"
             if upscale:
                 progress(1.0, desc="Upscaling")
                 images, method = upscale_images(images, 2, weights=settings.upscale_weights, device=janus.device)
