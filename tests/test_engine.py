@@ -162,6 +162,36 @@ def test_a_caption_grammar_ranks_by_the_captions_a_prompt_stands_for(tiny_janus)
         tiny_janus.description_scores(drawn.images, [])
 
 
+def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus) -> None:
+    """The image-and-question prefix goes through the LLM once per chunk of images and every text attends over
+    its cache: the scores equal one plain causal forward of prefix + text per text, for texts of different
+    lengths and for chunks that split the images unevenly."""
+    from januspro.engine import RANKING_QUESTION
+
+    processor, model = tiny_janus.processor, tiny_janus.model
+    images = tiny_janus.generate_images("a blue square", ImageOptions(n=3, seed=5, cfg_weight=4.0)).images
+    texts = ["a red circle", "a blue square in the top left", "two"]
+    assert len({len(processor.answer_ids(t)) for t in texts}) == 3
+    question = Message("user", f"<image_placeholder>\n{RANKING_QUESTION}", (images[0],))
+    prompt = processor.conversation([question]).ids
+    rows = torch.tensor(prompt).expand(len(images), -1)
+    with torch.inference_mode():
+        read = tiny_janus._prompt_embeds(rows, rows == processor.tokenizer.special.image,
+                                         processor.pixel_values(images))  # [3, P, D]
+        each = []
+        for text in texts:
+            answer = torch.tensor(processor.answer_ids(text)).expand(len(images), -1)  # [3, A]
+            embeds = torch.cat([read, model.embed_tokens(answer)], dim=1)
+            positions = torch.arange(embeds.shape[1]).expand(len(images), -1)
+            hidden = model.hidden_states(embeds, positions)[:, len(prompt) - 1:-1]
+            logprobs = model.text_logits(hidden).float().log_softmax(-1)
+            each.append(logprobs.gather(-1, answer[..., None])[..., 0].sum(-1))
+    expected = torch.logsumexp(torch.stack(each), dim=0)
+    torch.testing.assert_close(tiny_janus.description_scores(images, texts), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tiny_janus.description_scores(images, texts, batch_size=2), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tiny_janus.description_scores(images, texts[1]), each[1], rtol=1e-5, atol=1e-5)
+
+
 def test_a_checkpoint_default_of_candidates_ranks_calls_that_give_none(tiny_janus) -> None:
     """ImageOptions(candidates=None) draws the checkpoint's default number of samples per image (the same
     images as asking for it), lowered where n x it would pass max_images; 1 asks for plain sampling."""
