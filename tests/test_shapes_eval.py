@@ -260,7 +260,7 @@ def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thre
 
     rc = main(["eval", "shapes", "--model", str(tiny_checkpoint), "--device", "cpu", "--prompts", "1",
                "--images-per-prompt", "1", "--questions", "2", "--json", "--quiet", "--word-probe", "--probe-scenes", "2",
-               "--vision-probe", "--vision-probe-scenes", "20", "10"])
+               "--vision-probe", "--vision-probe-scenes", "20", "10", "--binding-probe", "--binding-probe-scenes", "3"])
     out = capsys.readouterr().out
     assert rc == 0
     data = json.loads(out)
@@ -268,13 +268,16 @@ def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thre
     assert all(w["scenes"] == 2 and w["logprob"] < 0 for w in data["word_probe"].values())
     probe = data["vision_probe"]
     assert (probe["train_scenes"], probe["test_scenes"]) == (20, 10) and 0 <= probe["present_recall"] <= 1
+    binding = data["binding_probe"]
+    assert binding["scenes"] == 3 and all(0 <= v <= 1 for k, v in binding.items() if k != "scenes")
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from januspro.cli import main
 
     for bad in (["--prompts", "0"], ["--skip-generation", "--skip-understanding"], ["--cfg", "-1"],
-                ["--probe-scenes", "0"], ["--vision-probe-scenes", "0", "5"], ["--vision-probe-scenes", "5"]):
+                ["--probe-scenes", "0"], ["--vision-probe-scenes", "0", "5"], ["--vision-probe-scenes", "5"],
+                ["--binding-probe-scenes", "0"]):
         with pytest.raises(SystemExit) as exit_info:
             main(["eval", "shapes", *bad])
         assert exit_info.value.code == 2
@@ -305,3 +308,65 @@ def test_vision_probe_reads_a_trained_vit_and_not_a_random_one(tiny_janus, one_t
     assert "vision probe" in text and f"objects there found {trained.present_recall:.3f}" in text
     with pytest.raises(ValueError):
         probe_vision(tiny_janus, train_scenes=0)
+
+
+def test_binding_probe_asks_only_questions_that_take_binding() -> None:
+    """Every probe question is about a pair scene and its right answer is the contract's (`world.answer`); each
+    scene brings the relation that holds, its inverse and the two of the other axis; a colour (shape) question
+    names a shape (colour) that only one object has, and the other object's colour (shape) differs."""
+    from januspro.shapes.binding_probe import probe_questions
+
+    items = probe_questions(30)
+    assert items == probe_questions(30) and items != probe_questions(30, seed=4242)
+    assert all(item.scene.kind == "pair" and answer(item.scene, item.question) == item.right for item in items)
+    per_scene = Counter((id(item.scene), item.kind) for item in items)
+    scenes = {id(item.scene) for item in items}
+    assert len(scenes) == 30
+    assert all((per_scene[(s, "held")], per_scene[(s, "inverse")], per_scene[(s, "other_axis")]) == (1, 1, 2)
+               for s in scenes)
+    attributes = [item for item in items if item.kind in ("color", "shape")]
+    assert attributes and all(item.other and item.other != item.right for item in attributes)
+
+
+class BindingBlindJanus(OracleJanus):
+    """Knows what a scene holds but not which object has it: names the other object's colour or shape, and says
+    yes to a relation's inverse."""
+
+    def chat_batch(self, conversations: Sequence, options) -> list[SimpleNamespace]:  # noqa: ANN001
+        from januspro.shapes.world import INVERSE, RELATIONS
+
+        out = []
+        for conversation in conversations:
+            (message,) = conversation
+            scene = scene_from_image(message.images[0])
+            text = message.text
+            if text.startswith("What color is the "):
+                text = f"What color is the {next(o for o in scene.objects if o.shape not in text).shape}?"
+            elif text.startswith("What shape is the "):
+                text = f"What shape is the {next(o for o in scene.objects if o.color not in text).color} object?"
+            elif text.startswith("Is the "):
+                said = next(r for r in RELATIONS if f" {r} " in text)
+                right = answer(scene, text)
+                inverse_right = answer(scene, text.replace(f" {said} ", f" {INVERSE[said]} "))
+                text = "yes" if "yes" in (right, inverse_right) else "no"
+                out.append(SimpleNamespace(text=text))
+                continue
+            out.append(SimpleNamespace(text=answer(scene, text)))
+        return out
+
+
+def test_binding_probe_tells_a_model_that_binds_from_one_that_does_not() -> None:
+    from januspro.shapes.binding_probe import BindingProbe
+
+    options = EvalOptions(generation=False, understanding=False, binding_probe=True, binding_probe_scenes=25)
+    perfect = evaluate(OracleJanus(), options).binding_probe
+    assert perfect == BindingProbe(25, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0)
+    blind = evaluate(BindingBlindJanus(), options).binding_probe
+    assert blind == BindingProbe(25, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0)
+    broken = evaluate(OracleJanus(broken=True), options).binding_probe  # always "no"
+    assert (broken.relation_held, broken.relation_inverse, broken.relation_other_axis) == (0.0, 1.0, 1.0)
+    report = ShapesEvalReport("m", EVAL_SEED, None, None, binding_probe=blind)
+    assert report.to_dict()["binding_probe"]["color_of_other"] == 1.0
+    assert "colour of a shape: its own 0.000, the other object's 1.000" in format_report(report)
+    with pytest.raises(InputError, match="binding_probe_scenes"):
+        EvalOptions(binding_probe_scenes=0).check()

@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--vision-probe-scenes", type=positive_int, nargs=2, default=(20000, 3000),
                            metavar=("TRAIN", "TEST"), help="scenes the vision probe trains on and is measured on "
                                                            "(default 20000 3000)")
+    run_group.add_argument("--binding-probe", action="store_true",
+                           help="also ask, about held-out pair scenes, only the questions that take binding: the "
+                                "colour of a shape, the shape of a colour (its own object's or the other's?) and all "
+                                "four relations (the one that holds, its inverse, the other axis)")
+    run_group.add_argument("--binding-probe-scenes", type=positive_int, default=200, metavar="N",
+                           help="pair scenes the binding probe asks about (default 200)")
     skip = run_group.add_mutually_exclusive_group()
     skip.add_argument("--skip-generation", action="store_true", help="only evaluate understanding")
     skip.add_argument("--skip-understanding", action="store_true", help="only evaluate generation")
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         candidates=args.candidates, batch_size=args.batch_size, generation=not args.skip_generation,
         understanding=not args.skip_understanding, word_probe=args.word_probe, probe_scenes=args.probe_scenes,
         vision_probe=args.vision_probe, vision_probe_scenes=tuple(args.vision_probe_scenes),
+        binding_probe=args.binding_probe, binding_probe_scenes=args.binding_probe_scenes,
     )
     options.check()
     janus = load_from_args(args)

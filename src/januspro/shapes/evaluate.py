@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
     from januspro.engine import Janus
+    from januspro.shapes.binding_probe import BindingProbe
     from januspro.shapes.vit_probe import VisionProbe
 
 EVAL_SEED = 7777
@@ -64,18 +65,20 @@ class EvalOptions:
     probe_scenes: int = 50  # scenes per probed word class
     vision_probe: bool = False  # also measure what the ViT's patch features tell (`vit_probe.probe_vision`)
     vision_probe_scenes: tuple[int, int] = (20000, 3000)  # the vision probe's training and held-out scenes
+    binding_probe: bool = False  # also ask the questions that take binding (`binding_probe.probe_binding`)
+    binding_probe_scenes: int = 200  # pair scenes the binding probe asks about
 
     def check(self) -> None:
         if self.seed < 0:
             raise InputError(f"seed must be >= 0, got {self.seed}")
         for name in ("prompts_per_category", "images_per_prompt", "questions_per_type", "candidates", "batch_size",
-                     "max_new_tokens", "probe_scenes"):
+                     "max_new_tokens", "probe_scenes", "binding_probe_scenes"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if len(self.vision_probe_scenes) != 2 or min(self.vision_probe_scenes) < 1:
             raise InputError(f"vision_probe_scenes must be two counts >= 1 (training, held out), got {self.vision_probe_scenes}")
-        if not (self.generation or self.understanding or self.word_probe or self.vision_probe):
-            raise InputError("nothing to evaluate: generation, understanding and both probes are off")
+        if not (self.generation or self.understanding or self.word_probe or self.vision_probe or self.binding_probe):
+            raise InputError("nothing to evaluate: generation, understanding and the probes are off")
         if any(value is not None and not value >= 0 for value in (self.cfg_weight, self.temperature)):
             raise InputError("cfg_weight and temperature must be >= 0")
 
@@ -210,6 +213,7 @@ class ShapesEvalReport:
     understanding: UnderstandingReport | None
     word_probe: tuple[WordProbe, ...] | None = None
     vision_probe: VisionProbe | None = None
+    binding_probe: BindingProbe | None = None
 
     def to_dict(self, details: bool = False) -> dict[str, Any]:
         """A JSON-ready summary; `details` adds every prompt and question."""
@@ -245,6 +249,8 @@ class ShapesEvalReport:
                                           "gap": w.gap, "prefers": w.prefers} for w in self.word_probe}
         if self.vision_probe is not None:
             out["vision_probe"] = asdict(self.vision_probe)
+        if self.binding_probe is not None:
+            out["binding_probe"] = asdict(self.binding_probe)
         return out
 
 
@@ -401,7 +407,12 @@ def evaluate(janus: Janus, options: EvalOptions = EvalOptions(), progress: Progr
 
         train, test = options.vision_probe_scenes
         vision = probe_vision(janus, options.seed, train, test, progress=progress)
-    return ShapesEvalReport(janus.name, options.seed, generation, understanding, words, vision)
+    binding = None
+    if options.binding_probe:
+        from januspro.shapes.binding_probe import probe_binding
+
+        binding = probe_binding(janus, options.binding_probe_scenes, options.seed, options.batch_size, progress)
+    return ShapesEvalReport(janus.name, options.seed, generation, understanding, words, vision, binding)
 
 
 run_shapes_eval = evaluate  # the same function, under a name that does not clash with this module's
@@ -442,4 +453,11 @@ def format_report(report: ShapesEvalReport) -> str:
                        f"names the colour-shape objects of {v.test_scenes} held-out ones)"),
                   "  all objects right: " + ", ".join(f"{kind} {share:.3f}" for kind, share in v.exact.items()),
                   f"  objects there found {v.present_recall:.3f}, absent ones ruled out {v.absent_specificity:.3f}"]
+    b = report.binding_probe
+    if b is not None:
+        lines += ["", f"binding probe (greedy answers about {b.scenes} held-out pair scenes)",
+                  f"  colour of a shape: its own {b.color_of_shape:.3f}, the other object's {b.color_of_other:.3f}",
+                  f"  shape of a colour: its own {b.shape_of_color:.3f}, the other object's {b.shape_of_other:.3f}",
+                  f"  relations answered right: the one that holds {b.relation_held:.3f}, its inverse "
+                  f"{b.relation_inverse:.3f}, the other axis {b.relation_other_axis:.3f}"]
     return "\n".join(lines)
