@@ -121,6 +121,51 @@ def test_recipe_data_follows_question_weights(tmp_path: Path) -> None:
     assert any(q.startswith("Is there") for q in questions(None, tmp_path / "b"))
 
 
+def test_relation_inverse_asks_the_inverse_relation(tmp_path: Path) -> None:
+    """`world.question(inverse=1)` names, for every `no` relation question, the inverse of the relation that holds;
+    the default names each relation that does not hold (the inverse one time in three). `write_dataset`'s
+    `relation_inverse` (what `Recipe.stage4_relation_inverse` sets for stage 4's data) reaches its records, and
+    out of [0, 1] is refused before any data is written."""
+    import numpy as np
+
+    from januspro.errors import InputError
+    from januspro.shapes.dataset import iter_samples, write_dataset
+    from januspro.shapes.world import INVERSE, RELATIONS, question, relations_between, sample_scene
+
+    rng = np.random.default_rng(3)
+    named: dict[str, list[str]] = {"inverse": [], "default": []}
+    for _ in range(150):
+        scene = sample_scene(rng, "pair")
+        for key, share in (("inverse", 1.0), ("default", 0.0)):
+            qa = question(scene, "relation", rng, yes=False, inverse=share)
+            a, b = sorted(scene.objects, key=lambda o, text=qa.question: text.index(o.name))  # as the question names them
+            held = relations_between(a.center, b.center)[0]
+            said = next(r for r in RELATIONS if f" {r} " in qa.question)
+            assert qa.answer == "no" and said != held
+            named[key].append("inverse" if said == INVERSE[held] else "other")
+    assert set(named["inverse"]) == {"inverse"}
+    assert 0.2 < named["default"].count("inverse") / 150 < 0.47
+
+    manifest = write_dataset(tmp_path / "a", seed=5, n_t2i=0, n_understanding=200, n_text=0, questions_per_image=1,
+                             question_weights={t: 0.0 for t in ("color", "shape", "count", "position", "exists",
+                                                                "describe")}, relation_inverse=1.0)
+    samples = iter_samples(5)
+    checked = 0
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line)
+        scene = next(samples).scene
+        question_text, answer = record["messages"][0]["content"].split("\n")[-1], record["messages"][1]["content"]
+        if scene.kind != "pair" or answer != "no":
+            continue
+        a, b = sorted(scene.objects, key=lambda o: question_text.index(o.name))
+        assert f" {INVERSE[relations_between(a.center, b.center)[0]]} " in question_text
+        checked += 1
+    assert checked > 20
+    with pytest.raises(InputError, match="relation_inverse"):
+        write_dataset(tmp_path / "b", seed=5, n_t2i=0, n_understanding=4, n_text=0, relation_inverse=1.5)
+    assert not (tmp_path / "b" / "manifest.jsonl").exists()
+
+
 def test_recipe_vision_patch_sets_the_understanding_tokens(tmp_path: Path) -> None:
     """`Recipe.vision_patch` reaches the ViT and the prompt: 64 px images give 4 x 4 tokens at patch 16
     (the shipped recipe) and 8 x 8 at patch 8, while generation keeps its 8 x 8 VQ codes."""

@@ -101,9 +101,10 @@ def t2i_record(scene: Scene, image_path: str, rng: np.random.Generator) -> dict[
 
 
 def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator, turns: int = 1,
-                         weights: Mapping[str, float] | None = None) -> dict[str, Any]:
+                         weights: Mapping[str, float] | None = None, relation_inverse: float = 0.0) -> dict[str, Any]:
     """A conversation of `turns` fresh questions of different types about one image, the types
-    drawn uniformly among those that apply, or in proportion to `weights` (without replacement)."""
+    drawn uniformly among those that apply, or in proportion to `weights` (without replacement);
+    `relation_inverse`: `world.question`'s `inverse`."""
     types = question_types(scene)
     if weights is None:
         order = rng.permutation(len(types))[:turns]
@@ -115,7 +116,7 @@ def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator
         order = rng.choice(len(types), size=turns, replace=False, p=share / share.sum())
     messages: list[dict[str, str]] = []
     for turn, index in enumerate(order):
-        qa = question(scene, types[int(index)], rng)
+        qa = question(scene, types[int(index)], rng, inverse=relation_inverse)
         assert qa is not None
         content = f"{IMAGE_TOKEN}\n{qa.question}" if turn == 0 else qa.question
         messages += [{"role": "user", "content": content}, {"role": "assistant", "content": qa.answer}]
@@ -171,6 +172,7 @@ def write_dataset(
     text_paragraphs: float = 0.0,
     paragraph_chats: float = 0.0,
     question_weights: Mapping[str, float] | None = None,
+    relation_inverse: float = 0.0,
     weights: Sequence[float] = KIND_WEIGHTS,
     allow_held_out: bool = False,
     overwrite: bool = False,
@@ -185,6 +187,8 @@ def write_dataset(
     question_weights: relative frequency of each question type in understanding records (types
     left out weigh 1; a scene whose applicable types all weigh 0 is asked them uniformly; None:
     uniform, the data stream of datasets written before the option);
+    relation_inverse: share of `no` relation questions that name the inverse relation
+    (`world.question`; 0: the data stream of datasets written before the option);
     weights: scene kinds single, pair, count. Refuses a folder that already has a manifest
     unless `overwrite` (which first removes the manifest and images/*.png)."""
     check_seed(seed, allow_held_out)
@@ -199,6 +203,8 @@ def write_dataset(
         raise InputError(f"text_paragraphs must be in [0, 1], got {text_paragraphs}")
     if not 0 <= paragraph_chats <= 1:
         raise InputError(f"paragraph_chats must be in [0, 1], got {paragraph_chats}")
+    if not 0 <= relation_inverse <= 1:
+        raise InputError(f"relation_inverse must be in [0, 1], got {relation_inverse}")
     if question_weights is not None:
         unknown = sorted(set(question_weights) - set(QUESTION_TYPES))
         if unknown:
@@ -231,7 +237,7 @@ def write_dataset(
             records.append(t2i_record(scene, path, pick))
         for _ in range(min(questions_per_image, n_understanding - written_und)):
             turns = 1 if pick.random() >= multi_turn else int(pick.integers(2, 4))
-            records.append(understanding_record(scene, path, pick, turns, question_weights))
+            records.append(understanding_record(scene, path, pick, turns, question_weights, relation_inverse))
             written_und += 1
     text_scenes = np.random.default_rng([seed, 0, 1])  # the scenes of iter_samples(seed, stream=1)
     for _ in range(n_text):

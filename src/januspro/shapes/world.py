@@ -589,9 +589,14 @@ def _unique(scene: Scene, **attrs: str) -> Obj | None:
     return found[0] if len(found) == 1 else None
 
 
-def question(scene: Scene, qtype: str, rng: np.random.Generator, yes: bool | None = None) -> QA | None:
+def question(scene: Scene, qtype: str, rng: np.random.Generator, yes: bool | None = None,
+             inverse: float = 0.0) -> QA | None:
     """A random question of `qtype` about the scene, or None where the type does not apply.
-    `yes` forces the answer of exists/relation questions (default: a fair coin)."""
+    `yes` forces the answer of exists/relation questions (default: a fair coin). `inverse`: the share of
+    relation questions answered `no` that name the inverse of the relation that holds (`Is the red circle to the
+    right of the blue square?` where it is to the left), the negative that takes knowing which object is where and
+    not only how the pair is laid out; the rest name one of the three relations that do not hold (0, the default
+    and ShapesEval's: only those, so one in three is the inverse, and no extra draw)."""
     _check_name(qtype, QUESTION_TYPES, "question type")
     objs = scene.objects
     if qtype == "color":
@@ -628,7 +633,10 @@ def question(scene: Scene, qtype: str, rng: np.random.Generator, yes: bool | Non
         return None
     a, b = objs if rng.integers(2) else objs[::-1]
     held = relations_between(a.center, b.center)
-    relation = _pick(rng, held if yes else [r for r in RELATIONS if r not in held])
+    if not yes and inverse > 0 and rng.random() < inverse:
+        relation = INVERSE[held[0]]
+    else:
+        relation = _pick(rng, held if yes else [r for r in RELATIONS if r not in held])
     said = f"the {a.name} is {'' if yes else 'not '}{relation} the {b.name}"
     return QA(qtype, f"Is the {a.name} {relation} the {b.name}?", "yes" if yes else "no", said)
 

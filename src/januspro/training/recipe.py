@@ -252,6 +252,13 @@ class Recipe:
     stage4_data: dict[str, int] = field(default_factory=lambda: {"t2i": 6000, "understanding": 16000, "text": 2000})
     stage4_question_weights: dict[str, float] | None = field(default_factory=lambda: {
         "color": 2.0, "shape": 2.0, "count": 0.5, "position": 0.5, "exists": 3.0, "relation": 1.5, "describe": 1.0})
+    # Share of stage 4's `no` relation questions that name the inverse of the relation that holds (`world.question`'s
+    # `inverse`; 0: one in three, as ShapesEval asks them). The binding probe finds the shipped model answering `yes`
+    # to the inverse (right 0.115, the relation that holds 0.890). 0.67, stage 4 alone rerun from this build's stages
+    # (2026-12-07, with its global RNG seeded 1000 before it, as was the control): inverse right 0.365 but the one
+    # that holds 0.705 (control 0.165 / 0.835): the answers moved between yes and no, with no more told apart;
+    # ShapesEval answers 0.909 / 0.877 against 0.920 / 0.903, generation 0.768 / 0.792 against 0.827 / 0.785.
+    stage4_relation_inverse: float = 0.0
     stage4: StageConfig | None = field(default_factory=lambda: _default_stage4())
 
     def __post_init__(self) -> None:
@@ -434,7 +441,8 @@ def tune_understanding(recipe: Recipe, janus, workdir: Path, progress: bool = Tr
     data = write_dataset(workdir / "data4", seed=(recipe.seed + 11) % 1000, n_t2i=counts.get("t2i", 0),
                          n_understanding=counts.get("understanding", 0), n_text=counts.get("text", 0),
                          multi_turn=recipe.multi_turn, text_paragraphs=recipe.text_paragraphs,
-                         question_weights=recipe.stage4_question_weights, overwrite=True).parent
+                         question_weights=recipe.stage4_question_weights,
+                         relation_inverse=recipe.stage4_relation_inverse, overwrite=True).parent
     out = workdir / "stage4"
     if out.exists():
         shutil.rmtree(out)
