@@ -162,11 +162,14 @@ def test_a_caption_grammar_ranks_by_the_captions_a_prompt_stands_for(tiny_janus)
         tiny_janus.description_scores(drawn.images, [])
 
 
-def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus) -> None:
-    """The image-and-question prefix goes through the LLM once per chunk of images and every text attends over
+def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus, monkeypatch) -> None:  # noqa: ANN001
+    """The image-and-question prefix goes through the LLM once per chunk of images and the texts attend over
     its cache: the scores equal one plain causal forward of prefix + text per text, for texts of different
-    lengths and for chunks that split the images unevenly."""
+    lengths, chunks that split the images unevenly, all texts in one forward, and texts in groups (a cache
+    budget that holds two of them after the prefix) or one at a time."""
+    import januspro.engine as engine
     from januspro.engine import RANKING_QUESTION
+    from januspro.generation.kv_cache import StaticKVCache
 
     processor, model = tiny_janus.processor, tiny_janus.model
     images = tiny_janus.generate_images("a blue square", ImageOptions(n=3, seed=5, cfg_weight=4.0)).images
@@ -190,6 +193,12 @@ def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus) -> None:
     torch.testing.assert_close(tiny_janus.description_scores(images, texts), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(tiny_janus.description_scores(images, texts, batch_size=2), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(tiny_janus.description_scores(images, texts[1]), each[1], rtol=1e-5, atol=1e-5)
+    span = max(len(processor.answer_ids(t)) for t in texts) - 1
+    slot = StaticKVCache.bytes_needed(tiny_janus.config.language, len(images), 1,
+                                      model.language_model.model.embed_tokens.weight.dtype)
+    for budget in (slot * (len(prompt) + 2 * span), 1):  # groups of 2 then 1; one text at a time
+        monkeypatch.setattr(engine, "SCORING_CACHE_BYTES", budget)
+        torch.testing.assert_close(tiny_janus.description_scores(images, texts), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_checkpoint_default_of_candidates_ranks_calls_that_give_none(tiny_janus) -> None:

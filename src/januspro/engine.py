@@ -45,6 +45,8 @@ from januspro.processing.tokenizer import StreamDecoder
 log = logging.getLogger(__name__)
 
 # What `Janus.description_scores` asks of each image (the shapes world's describe question).
+# At most this many bytes of KV cache for scoring several texts at once after one image prefix.
+SCORING_CACHE_BYTES = 256 * 2**20
 RANKING_QUESTION = "Describe the image."
 
 
@@ -292,8 +294,10 @@ class Janus:
         that image better. Ranks generated samples.
 
         Each chunk of images is read once: the image and question prefix goes through the LLM into a KV cache, and
-        each text then costs only its own tokens, attending over that cache (the 18 captions of a one-object
-        prompt are about 10 tokens each after a prefix of about 40)."""
+        the texts then cost only their own tokens. They go in one forward as one row per image, laid end to end
+        after the prefix, each attending to the prefix and its own earlier tokens only, with the rotary positions it
+        would have alone (the 18 captions of a one-object prompt, about 10 tokens each after a prefix of about 40,
+        for the bundled model); in groups where the cache of them all would pass `SCORING_CACHE_BYTES`."""
         texts = [text] if isinstance(text, str) else list(text)
         if not texts or any(not t.strip() for t in texts):
             raise InputError("the text to score is empty")
@@ -303,35 +307,45 @@ class Janus:
         answers = [self.processor.answer_ids(t) for t in texts]
         for answer in answers:
             self.processor.check_length(len(prompt) + len(answer))
-        answers_t = [torch.tensor(answer, device=self.device) for answer in answers]  # [A] each
+        n_prompt, span = len(prompt), max(len(a) for a in answers) - 1  # span: tokens fed per text
+        # Answer token 0 is predicted at the last prefix position; token t+1 after feeding token t (right-padded).
+        first = torch.tensor([a[0] for a in answers], device=self.device)  # [n]
+        fed = torch.full((len(answers), span), special.pad, dtype=torch.long, device=self.device)  # [n, S]
+        targets = fed.clone()  # [n, S]
+        for row, answer in enumerate(answers):
+            fed[row, :len(answer) - 1] = torch.tensor(answer[:-1], device=self.device)
+            targets[row, :len(answer) - 1] = torch.tensor(answer[1:], device=self.device)
+        real = targets != special.pad  # [n, S] (answers end with eos, never with pad)
         prompt_row = torch.tensor(prompt, device=self.device)
-        n_prompt, longest = len(prompt), max(len(a) for a in answers)
         weight = self.model.language_model.model.embed_tokens.weight
         out = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            rows = prompt_row.expand(len(chunk), -1)  # [b, P]
+            b = len(chunk)
+            slot_bytes = StaticKVCache.bytes_needed(self.config.language, b, 1, weight.dtype)
+            group = max(1, min(len(answers), (SCORING_CACHE_BYTES // slot_bytes - n_prompt) // max(span, 1)))
+            rows = prompt_row.expand(b, -1)  # [b, P]
             read = self._prompt_embeds(rows, rows == special.image, self.processor.pixel_values(chunk))  # [b, P, D]
-            # Slots 0..P-1 hold the prefix; each text's tokens overwrite the slots after it.
-            cache = StaticKVCache(self.config.language, len(chunk), n_prompt + longest, weight.device, weight.dtype)
-            slots = torch.arange(n_prompt + longest, device=self.device)
-            positions = slots[:n_prompt].expand(len(chunk), -1)  # [b, P]
-            last = self.model.hidden_states(read, positions, None, cache.layers(n_prompt), slots[:n_prompt])[:, -1:]
-            per_text = []
-            for answer in answers_t:
-                # Position P-1 predicts the first answer token; answer tokens 0..A-2 predict the rest.
-                hidden = last  # [b, 1, D]
-                if len(answer) > 1:
-                    fed = answer[:-1].expand(len(chunk), -1)  # [b, A-1]
-                    own = slots[n_prompt:n_prompt + fed.shape[1]]  # [A-1] slots (and rotary positions)
-                    # A fed token at slot P+i attends to the prefix and to answer slots up to its own.
-                    mask = (slots[None, :n_prompt + len(own)] <= own[:, None])[None, None]  # [1, 1, A-1, P+A-1]
-                    hidden = torch.cat([last, self.model.hidden_states(
-                        self.model.embed_tokens(fed), own.expand(len(chunk), -1), mask,
-                        cache.layers(n_prompt + len(own)), own)], dim=1)  # [b, A, D]
-                logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, A, vocab]
-                per_text.append(logprobs.gather(-1, answer.expand(len(chunk), -1)[..., None])[..., 0].sum(-1))  # [b]
-            out.append(torch.logsumexp(torch.stack(per_text), dim=0).cpu())
+            cache = StaticKVCache(self.config.language, b, n_prompt + group * span, weight.device, weight.dtype)
+            prefix = torch.arange(n_prompt, device=self.device)
+            last = self.model.hidden_states(read, prefix.expand(b, -1), None, cache.layers(n_prompt), prefix)[:, -1]
+            total = self.model.text_logits(last).float().log_softmax(-1)[:, first]  # [b, n]
+            for g0 in range(0, len(answers) if span else 0, group):
+                g = min(group, len(answers) - g0)
+                slots = torch.arange(n_prompt, n_prompt + g * span, device=self.device)  # [g*S]
+                text_of = torch.arange(g, device=self.device).repeat_interleave(span)  # [g*S] which text a slot holds
+                # A fed token attends to the prefix and to its own text's slots up to its own.
+                own = (text_of[:, None] == text_of[None, :]) & (slots[None, :] <= slots[:, None])  # [g*S, g*S]
+                mask = torch.cat([own.new_ones(g * span, n_prompt), own], dim=1)[None, None]  # [1, 1, g*S, P+g*S]
+                positions = (n_prompt + torch.arange(span, device=self.device)).repeat(g)  # [g*S], as alone
+                tokens = fed[g0:g0 + g].reshape(1, -1).expand(b, -1)  # [b, g*S]
+                hidden = self.model.hidden_states(self.model.embed_tokens(tokens), positions.expand(b, -1), mask,
+                                                  cache.layers(n_prompt + g * span), slots)  # [b, g*S, D]
+                logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, g*S, vocab]
+                picked = logprobs.gather(-1, targets[g0:g0 + g].reshape(1, -1, 1).expand(b, -1, 1))[..., 0]  # [b, g*S]
+                picked = picked.masked_fill(~real[g0:g0 + g].reshape(1, -1), 0.0)
+                total[:, g0:g0 + g] += picked.view(b, g, span).sum(-1)
+            out.append(torch.logsumexp(total, dim=1).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
     @torch.no_grad()
