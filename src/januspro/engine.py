@@ -312,10 +312,11 @@ class Janus:
         first = torch.tensor([a[0] for a in answers], device=self.device)  # [n]
         fed = torch.full((len(answers), span), special.pad, dtype=torch.long, device=self.device)  # [n, S]
         targets = fed.clone()  # [n, S]
+        real = torch.zeros(len(answers), span, dtype=torch.bool, device=self.device)  # [n, S] not padding
         for row, answer in enumerate(answers):
             fed[row, :len(answer) - 1] = torch.tensor(answer[:-1], device=self.device)
             targets[row, :len(answer) - 1] = torch.tensor(answer[1:], device=self.device)
-        real = targets != special.pad  # [n, S] (answers end with eos, never with pad)
+            real[row, :len(answer) - 1] = True
         prompt_row = torch.tensor(prompt, device=self.device)
         weight = self.model.language_model.model.embed_tokens.weight
         out = []

@@ -257,7 +257,8 @@ class Recipe:
     # to the inverse (right 0.115, the relation that holds 0.890). 0.67, stage 4 alone rerun from this build's stages
     # (2026-12-07, with its global RNG seeded 1000 before it, as was the control): inverse right 0.365 but the one
     # that holds 0.705 (control 0.165 / 0.835): the answers moved between yes and no, with no more told apart;
-    # ShapesEval answers 0.909 / 0.877 against 0.920 / 0.903, generation 0.768 / 0.792 against 0.827 / 0.785.
+    # ShapesEval answers 0.909 / 0.877 against 0.920 / 0.903, generation 0.768 / 0.792 against 0.827 / 0.785. (As
+    # the README's hard-negative runs (a) and (b) found before the option existed.)
     stage4_relation_inverse: float = 0.0
     stage4: StageConfig | None = field(default_factory=lambda: _default_stage4())
 
