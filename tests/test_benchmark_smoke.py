@@ -102,3 +102,24 @@ def test_int8_variants_run_on_the_quantized_copy(bench, tiny_checkpoint: Path) -
                                   for engine in ("januspro", "januspro-int8"))
     for key, row in rows.items():
         assert row["seconds"] is not None and row["seconds"] > 0 and "FAILED" not in row["note"], key
+
+
+def test_ranked_bundled_rows_follow_the_checkpoints_default(bench, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A checkpoint that names a default of K samples per image gets, besides the plain row, a ranked row for a
+    pair prompt and one for a one-object prompt (one text to rank, or the grammar's 18 captions)."""
+    import shutil
+
+    folder = tmp_path / "ranked"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "processor_config.json").read_text())
+    (folder / "processor_config.json").write_text(json.dumps(config | {"candidates": 2,
+                                                                       "caption_grammar": "shapes-world"}))
+    threads = torch.get_num_threads()
+    try:
+        result = bench.main(["--device", "cpu", "--tasks", "bundled", "--bundled-model", str(folder), "--threads", "1",
+                             "--json", "--quiet"])
+    finally:
+        torch.set_num_threads(threads)
+    rows = {r["size"]: r for r in result["rows"] if r["task"] == "bundled"}
+    assert sorted(rows) == ["N=4", "N=4, best of 8", "N=4, best of 8, one object"]
+    assert all(r["seconds"] > 0 and "FAILED" not in r["note"] for r in rows.values())
