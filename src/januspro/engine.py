@@ -317,28 +317,32 @@ class Janus:
             fed[row, :len(answer) - 1] = torch.tensor(answer[:-1], device=self.device)
             targets[row, :len(answer) - 1] = torch.tensor(answer[1:], device=self.device)
             real[row, :len(answer) - 1] = True
+        # Texts per forward: as many as fit after the prefix in the cache budget of the largest chunk of images.
+        rows_max = min(batch_size, max(1, len(images)))
+        slot_bytes = StaticKVCache.bytes_needed(self.config.language, rows_max, 1, self.dtype)
+        group = max(1, min(len(answers), (SCORING_CACHE_BYTES // slot_bytes - n_prompt) // max(span, 1)))
+        layouts = []  # per group of texts: (first text, texts, slots [g*S], rotary positions [g*S], mask)
+        for g0 in range(0, len(answers) if span else 0, group):
+            g = min(group, len(answers) - g0)
+            slots = torch.arange(n_prompt, n_prompt + g * span, device=self.device)  # [g*S]
+            text_of = torch.arange(g, device=self.device).repeat_interleave(span)  # [g*S] which text a slot holds
+            # A fed token attends to the prefix and to its own text's slots up to its own.
+            own = (text_of[:, None] == text_of[None, :]) & (slots[None, :] <= slots[:, None])  # [g*S, g*S]
+            mask = torch.cat([own.new_ones(g * span, n_prompt), own], dim=1)[None, None]  # [1, 1, g*S, P+g*S]
+            positions = (n_prompt + torch.arange(span, device=self.device)).repeat(g)  # [g*S], as alone
+            layouts.append((g0, g, slots, positions, mask))
         prompt_row = torch.tensor(prompt, device=self.device)
-        weight = self.model.language_model.model.embed_tokens.weight
+        prefix = torch.arange(n_prompt, device=self.device)
         out = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             b = len(chunk)
-            slot_bytes = StaticKVCache.bytes_needed(self.config.language, b, 1, weight.dtype)
-            group = max(1, min(len(answers), (SCORING_CACHE_BYTES // slot_bytes - n_prompt) // max(span, 1)))
             rows = prompt_row.expand(b, -1)  # [b, P]
             read = self._prompt_embeds(rows, rows == special.image, self.processor.pixel_values(chunk))  # [b, P, D]
-            cache = StaticKVCache(self.config.language, b, n_prompt + group * span, weight.device, weight.dtype)
-            prefix = torch.arange(n_prompt, device=self.device)
+            cache = StaticKVCache(self.config.language, b, n_prompt + group * span, self.device, self.dtype)
             last = self.model.hidden_states(read, prefix.expand(b, -1), None, cache.layers(n_prompt), prefix)[:, -1]
             total = self.model.text_logits(last).float().log_softmax(-1)[:, first]  # [b, n]
-            for g0 in range(0, len(answers) if span else 0, group):
-                g = min(group, len(answers) - g0)
-                slots = torch.arange(n_prompt, n_prompt + g * span, device=self.device)  # [g*S]
-                text_of = torch.arange(g, device=self.device).repeat_interleave(span)  # [g*S] which text a slot holds
-                # A fed token attends to the prefix and to its own text's slots up to its own.
-                own = (text_of[:, None] == text_of[None, :]) & (slots[None, :] <= slots[:, None])  # [g*S, g*S]
-                mask = torch.cat([own.new_ones(g * span, n_prompt), own], dim=1)[None, None]  # [1, 1, g*S, P+g*S]
-                positions = (n_prompt + torch.arange(span, device=self.device)).repeat(g)  # [g*S], as alone
+            for g0, g, slots, positions, mask in layouts:
                 tokens = fed[g0:g0 + g].reshape(1, -1).expand(b, -1)  # [b, g*S]
                 hidden = self.model.hidden_states(self.model.embed_tokens(tokens), positions.expand(b, -1), mask,
                                                   cache.layers(n_prompt + g * span), slots)  # [b, g*S, D]

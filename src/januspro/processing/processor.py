@@ -53,15 +53,6 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _generation_default(processor_config: dict[str, object], key: str, default: float, path: Path) -> float:
-    """A generation default a checkpoint may name in its processor_config.json (`cfg_weight`,
-    `image_temperature`), else `default`."""
-    value = processor_config.get(key, default)
-    if not _is_non_negative(value):
-        raise CheckpointError(f"{path}: {key} must be a number >= 0, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
 @dataclass
 class PromptIds:
     """One tokenised conversation: ids with image tokens expanded, and its images."""
@@ -144,24 +135,24 @@ class JanusProcessor:
                 f"{config.num_image_tokens} patches"
             )
         system = processor_config.get("system_prompt", DEFAULT_SYSTEM_PROMPT)
-        grammar = processor_config.get("caption_grammar")
-        if grammar is not None and grammar not in CAPTION_GRAMMARS:
-            raise CheckpointError(f"{path}: unknown caption_grammar {grammar!r}; one of {', '.join(CAPTION_GRAMMARS)}")
-        candidates = processor_config.get("candidates", DEFAULT_CANDIDATES)
-        if not _is_count(candidates):
-            raise CheckpointError(f"{path}: candidates must be an integer >= 1, got {candidates!r}")
-        return cls(
-            TextTokenizer.from_folder(folder),
-            ImageProcessor.from_folder(folder, config.vision.image_size),
-            chat_format(format_name),
-            config.num_image_tokens,
-            config.language.max_position_embeddings,
-            system if isinstance(system, str) else DEFAULT_SYSTEM_PROMPT,
-            _generation_default(processor_config, "cfg_weight", DEFAULT_CFG_WEIGHT, path),
-            _generation_default(processor_config, "image_temperature", DEFAULT_IMAGE_TEMPERATURE, path),
-            grammar,  # type: ignore[arg-type]
-            candidates,  # type: ignore[arg-type]
-        )
+        tokenizer = TextTokenizer.from_folder(folder)
+        image_processor = ImageProcessor.from_folder(folder, config.vision.image_size)
+        fmt = chat_format(format_name)
+        try:  # the constructor checks the generation defaults the checkpoint names; a bad one is the checkpoint's
+            return cls(
+                tokenizer,
+                image_processor,
+                fmt,
+                config.num_image_tokens,
+                config.language.max_position_embeddings,
+                system if isinstance(system, str) else DEFAULT_SYSTEM_PROMPT,
+                processor_config.get("cfg_weight", DEFAULT_CFG_WEIGHT),  # type: ignore[arg-type]
+                processor_config.get("image_temperature", DEFAULT_IMAGE_TEMPERATURE),  # type: ignore[arg-type]
+                processor_config.get("caption_grammar"),  # type: ignore[arg-type]
+                processor_config.get("candidates", DEFAULT_CANDIDATES),  # type: ignore[arg-type]
+            )
+        except InputError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
 
     def save(self, folder: Path) -> None:
         """Write tokenizer, preprocessor_config.json and processor_config.json."""

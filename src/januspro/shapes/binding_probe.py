@@ -18,6 +18,7 @@ colour but not by its shape, and knows how a pair is laid out but not which obje
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
@@ -84,12 +85,7 @@ def score_binding(items: Sequence[ProbeQuestion], answers: Sequence[str], scenes
         pairs = [(item, normalize_answer(answer)) for item, answer in zip(items, answers) if item.kind == kind]
         return sum(answer == normalize_answer(target(item)) for item, answer in pairs) / len(pairs) if pairs else float("nan")
 
-    def right(item: ProbeQuestion) -> str:
-        return item.right
-
-    def other(item: ProbeQuestion) -> str:
-        return item.other
-
+    right, other = attrgetter("right"), attrgetter("other")
     return BindingProbe(scenes, share("color", right), share("color", other), share("shape", right),
                         share("shape", other), share("held", right), share("inverse", right),
                         share("other_axis", right))
