@@ -117,7 +117,7 @@ def train_vq(vq: VQModel, images: torch.Tensor, config: ComponentTrainConfig, wa
     `restart_dead_every` steps are re-seeded where reconstruction needs them most: at latents
     far from every code (D^2 sampling), never at the dense, already well-coded ones.
 
-    Two options for images of flat shapes (measured on shapes-world; the README says why the
+    Two options for images of flat shapes (measured on shapes-world; docs/bundled-model.md says why the
     bundled recipe does not use them). `edge_weight` adds reconstruction weight on outline
     pixels, which decide a small object's shape but are a small part of the mean loss.
     `latent_color_weight` makes a throw-away head read each latent's patch colours (4 x 4 px

@@ -7,7 +7,8 @@ official checkpoints (only smaller) and the same pipeline a user fine-tunes with
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> its decoder fine-tuned -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> stage 4 (the ViT's dense loss, then an
 understanding fine-tune) -> export (bf16).
-Each step is a function, so that experiments can rerun one part.
+Each step is a function, so that experiments can rerun one part. The figures in the comments are ShapesEval
+generation / answers on seeds 7777 / 4242 unless said; "docs" is docs/bundled-model.md, which has each run in full.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ BUNDLED_CFG_WEIGHT = 2.0
 BUNDLED_IMAGE_TEMPERATURE = 0.5
 # And its default samples per returned image (`candidates`): it draws 8 per image and keeps those it describes as the
 # prompt says (`Janus.description_scores` of `world.captions_for_prompt`). ShapesEval generation, seeds 7777 / 4242
-# (2026-12-07, the model shipped 2026-12-06): 1: 0.637 / 0.572; 8: 0.822 / 0.772; 16: see the README. Ranked by the
+# (2026-12-07, the model shipped 2026-12-06): 1: 0.637 / 0.572; 8: 0.822 / 0.772; 16: see the docs. Ranked by the
 # prompt's own wording instead of the captions it stands for, 8 gave 0.637 / 0.593.
 BUNDLED_CANDIDATES = 8
 
@@ -123,7 +124,7 @@ def _default_stage4() -> StageConfig:
     it (trained on with the LLM's losses it forgets it: `with_trained_vit_stage4`). 4,500 steps instead of 1,500
     (stage 4 alone rerun on the EPYC build's stages, 2026-12-07): answers 0.931 / 0.906 against 0.920 / 0.903,
     generation at the defaults 0.845 / 0.837 against 0.827 / 0.785, but stage 4 takes 27 min instead of 13 on that
-    CPU, so not in the hour (README)."""
+    CPU, so not in the hour (docs)."""
     return StageConfig("stage4", tuple(g for g in GROUPS if g != "vision_model"),
                        {"understanding": 6.0, "text": 1.0, "t2i": 3.0}, steps=1500, batch_size=32, lr=6e-4,
                        warmup_steps=20, uncond_prob=0.1)
@@ -133,7 +134,7 @@ def _default_stage4() -> StageConfig:
 class Recipe:
     seed: int = 0
     # scene images in the dataset (each: 1 t2i record, 2 understanding records). 96,000 (stages only, 2026-12-05):
-    # generation 0.457 / 0.453 against 0.435 / 0.462, answers 0.797 / 0.806 against 0.757 / 0.797 (README).
+    # generation 0.457 / 0.453 against 0.435 / 0.462, answers 0.797 / 0.806 against 0.757 / 0.797 (docs).
     scenes: int = 24000
     text_records: int = 12000
     # Share of understanding records that are conversations of 2-3 questions about the image: an answer is a
@@ -143,20 +144,20 @@ class Recipe:
     # (`text_record`): `a red circle to the left of a blue square. the square is blue. the blue square is to the
     # right of the red circle`. The facts follow only from reading the prompt with its binding (but, measured later,
     # the LLM does not read binding in text and other builds with them miss it: the binding below was a lucky draw
-    # of this build, README). Full build, seed 0 (2026-12-05, 45 min 21 s): generation
+    # of this build, docs). Full build, seed 0 (2026-12-05, 45 min 21 s): generation
     # 0.605 / 0.578 against 0.435 / 0.462 (two_objects 0.46 / 0.39 against 0.18 / 0.18, position 0.50 / 0.42
     # against 0.14 / 0.15, color_attribution 0.45 / 0.51 against 0.07 / 0.12); answers 0.763 / 0.751 against
     # 0.757 / 0.797. Binding probe (150 held-out pairs scored under their caption and a corrupted one): colours
     # swapped between the objects 0.98 against 0.56, shapes swapped 0.97 against 0.41, relation inverted 0.95
     # against 0.53; an absent colour 0.97 for both (the model before read which words a prompt holds, not how
     # they bind). 1.0 with 24,000 text records and 400 `lm` steps (full build, 51 min 45 s): 0.505 / 0.497 and
-    # 0.774 / 0.789; shapes swapped 0.97, relation 0.84, but colours swapped 0.59 (README). Before this: 0.
+    # 0.774 / 0.789; shapes swapped 0.97, relation 0.84, but colours swapped 0.59 (docs). Before this: 0.
     text_paragraphs: float = 0.75
     # Share of those paragraphs written as image-free conversations in the generation prompt's own layout
     # (`text_record(chat=True)`; drawn with the understanding records in the stage mixes), so that binding is
     # learned on the hidden states generation reads. A full build with 0.5 and the two understanding options below
     # (seed 0, 2026-12-06, 65 min 34 s): answers 0.814 / 0.817, generation 0.448 / 0.418, binding not learned
-    # (word probe: relations 0.42 / 0.40 and 0.46 / 0.62, colour binding 0.60 / 0.46); off (README).
+    # (word probe: relations 0.42 / 0.40 and 0.46 / 0.62, colour binding 0.60 / 0.46); off (docs).
     paragraph_chats: float = 0.0
     # Relative frequency of each question type in the understanding records (`write_dataset`; None: uniform).
     # The shipped model never learned `exists` (it answers yes to 0.9 of them, on training scenes too, even after
@@ -165,7 +166,7 @@ class Recipe:
     # below only to 0.59. A full build with them and the dense ViT below (seed 0, 2026-12-06, 63 min 53 s on a
     # slow hour of the 2-core Xeon): answers 0.851 / 0.823 against 0.763 / 0.751 (exists 1.00 / 0.94, shape
     # 0.72 / 0.64), but generation 0.447 / 0.420 against 0.605 / 0.578: that build's LLM did not learn binding
-    # (word probe: relations prefer 0.52 / 0.66, colour binding 0.56), so not shipped (README); nor did a second
+    # (word probe: relations prefer 0.52 / 0.66, colour binding 0.56), so not shipped (docs); nor did a second
     # build with them and `paragraph_chats` 0.5 (above), nor stages with them alone on the shipped encoders
     # (generation 0.458 / 0.442, answers 0.797 / 0.820, exists 0.96 / 0.96). Weights tried: color 2, shape 2,
     # count 0.5, position 0.5, exists 3, relation 1.5, describe 1.
@@ -197,7 +198,7 @@ class Recipe:
     # seed 0, 43 min 6 s on the Xeon, 2026-12-04) generated 0.230 / 0.198 and answered 0.614 / 0.557.
     # The VQ trainer's edge_weight 4 and latent_color_weight 5 end the colour collapse that some seeds' VQs suffer
     # and lift counting, but the seed-0 build with them generated 0.228 / 0.218 against 0.268 / 0.218 (seed 2:
-    # 0.242 / 0.227 against 0.178 / 0.147), so they stay off (README). codebook 1024 with them: 0.178 / 0.190;
+    # 0.242 / 0.227 against 0.178 / 0.147), so they stay off (docs). codebook 1024 with them: 0.178 / 0.190;
     # edge_weight 12: 0.222 / 0.222, though its VQ round trip is the best (0.83 against 0.68).
     vq: ComponentTrainConfig = ComponentTrainConfig(steps=1250, batch_size=24, lr=2e-3, warmup_steps=30,
                                                     restart_dead_every=0)
@@ -227,14 +228,14 @@ class Recipe:
     gen_embed_from_codebook: bool = False
     # Blank patches coded by grid position (`tag_blank_patches`, the decoder fine-tuned to them for
     # `vq_blank_codes.steps`), so that the LLM reads its column from the codes it has drawn: the shipped model
-    # draws an object at the same x for `top left` and `top right` (README). Stages only on the shipped encoders
+    # draws an object at the same x for `top left` and `top right` (docs). Stages only on the shipped encoders
     # (2026-12-04): the VQ round trip keeps the judge's verdict 0.75 (shipped 0.71) and `left` / `right` now move
     # the object, but generation fell to 0.173 (`colors` 0.60) on seed 7777 and answers to 0.654; off.
     blank_patch_codes: bool = False
     vq_blank_codes: ComponentTrainConfig = ComponentTrainConfig(steps=600, batch_size=24, lr=5e-4, warmup_steps=30)
     stages: tuple[StageConfig, ...] = field(default_factory=_default_stages)
     # Stage 4, an understanding fine-tune after the three stages (`tune_understanding`; None: skipped). Binding in
-    # generation is a lottery of the whole build (README), so what helps understanding comes after the stages that
+    # generation is a lottery of the whole build (docs), so what helps understanding comes after the stages that
     # won it instead of changing them: the ViT's patch features first learn which objects cover each patch
     # (`stage4_vit`: its dense loss, continued from the stage-3 ViT on the component images), then a stage on
     # fresh data (`stage4_data` records of each kind, data seed `seed + 11`, questions weighted by
@@ -246,7 +247,7 @@ class Recipe:
     # previous model's): answers 0.811 / 0.829, generation 0.637 / 0.572, colour binding 0.98 / 0.98. With the ViT
     # frozen after its longer dense loss (the defaults since 2026-12-07; a seed-0 build on a 2-core AMD EPYC, whose
     # arithmetic draws other stages 0-3): answers 0.909 / 0.891, generation 0.822 / 0.802 at the default 8 samples
-    # per image (0.573 / 0.527 with one), where the Xeon build gives 0.811 / 0.829 and 0.822 / 0.772 (README).
+    # per image (0.573 / 0.527 with one), where the Xeon build gives 0.811 / 0.829 and 0.822 / 0.772 (docs).
     # The ViT's dense loss with the geometry columns, 4,500 steps at lr 1e-3 on 48,000 images (the model shipped
     # 2026-12-06 had 3,000 at 5e-4 on 12,000 without them and trained the ViT on in stage 4: `with_trained_vit_stage4`).
     stage4_vit: ComponentTrainConfig = ComponentTrainConfig(steps=4500, batch_size=64, lr=1e-3, warmup_steps=40,
@@ -261,7 +262,7 @@ class Recipe:
     # (2026-12-07, with its global RNG seeded 1000 before it, as was the control): inverse right 0.365 but the one
     # that holds 0.705 (control 0.165 / 0.835): the answers moved between yes and no, with no more told apart;
     # ShapesEval answers 0.909 / 0.877 against 0.920 / 0.903, generation 0.768 / 0.792 against 0.827 / 0.785. (As
-    # the README's hard-negative runs (a) and (b) found before the option existed.)
+    # the hard-negative runs (a) and (b) of docs/bundled-model.md found before the option existed.)
     stage4_relation_inverse: float = 0.0
     stage4: StageConfig | None = field(default_factory=lambda: _default_stage4())
 
