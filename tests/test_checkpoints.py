@@ -285,6 +285,28 @@ def test_a_checkpoint_names_its_default_candidates(tiny_checkpoint: Path, tmp_pa
         JanusProcessor(p.tokenizer, p.image_processor, p.chat_format, p.num_image_tokens, p.max_length, candidates=0)
 
 
+def test_a_checkpoint_names_its_ranking_shift(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`ranking_shift` in processor_config.json (absent: 0, one read per ranked sample) survives save and load,
+    and a bad value is a clear error, of the checkpoint or of the constructor."""
+    from januspro.processing.processor import JanusProcessor
+
+    folder = _copy(tiny_checkpoint, tmp_path)
+    janus = januspro.load(folder, device="cpu")
+    assert janus.processor.ranking_shift == 0
+    assert "ranking_shift" not in json.loads((janus.save(tmp_path / "plain") / "processor_config.json").read_text())
+    janus.processor.ranking_shift = 4
+    saved = janus.save(tmp_path / "saved")
+    config = json.loads((saved / "processor_config.json").read_text())
+    assert config["ranking_shift"] == 4 and januspro.load(saved, device="cpu").processor.ranking_shift == 4
+    for bad in (-1, "4", True, 2.5):
+        (saved / "processor_config.json").write_text(json.dumps({**config, "ranking_shift": bad}))
+        with pytest.raises(CheckpointError, match="ranking_shift must be an integer >= 0"):
+            januspro.load(saved, device="cpu")
+    p = janus.processor
+    with pytest.raises(InputError, match="ranking_shift must be an integer >= 0"):
+        JanusProcessor(p.tokenizer, p.image_processor, p.chat_format, p.num_image_tokens, p.max_length, ranking_shift=-2)
+
+
 def test_a_checkpoint_names_its_default_guidance(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """`cfg_weight` in processor_config.json is the guidance of calls that give none (5 when absent, as for the
     official checkpoints); it survives save and load, and a bad value is a clear CheckpointError."""

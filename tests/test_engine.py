@@ -220,6 +220,41 @@ def test_a_checkpoint_default_of_candidates_ranks_calls_that_give_none(tiny_janu
     assert plain.scores == ()
 
 
+def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus) -> None:
+    """With `processor.ranking_shift` s > 0 each sample is scored as the mean of five reads: itself and itself
+    shifted by s px left, right, up and down on white (cut where it leaves the canvas). The ranking keeps the best
+    by that mean; s = 0 reads each sample once, as before."""
+    from PIL import Image
+
+    from januspro.processing.image import shifted_image
+
+    prompt = "a red circle"
+    options = ImageOptions(n=2, seed=3, cfg_weight=4.0, candidates=3)
+    drawn = tiny_janus.generate_images(prompt, ImageOptions(n=6, seed=3, cfg_weight=4.0))
+    moves = ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3))
+    reads = torch.stack([tiny_janus.description_scores([shifted_image(im, dx, dy) for im in drawn.images], prompt)
+                         for dx, dy in moves])  # [5, 6]
+    mean = reads.mean(0)
+    tiny_janus.processor.ranking_shift = 3
+    try:
+        ranked = tiny_janus.generate_images(prompt, options)
+        torch.testing.assert_close(tiny_janus.ranking_scores(drawn.images, prompt), mean)
+    finally:
+        tiny_janus.processor.ranking_shift = 0
+    best = torch.argsort(mean, descending=True, stable=True)[:2]
+    assert torch.equal(ranked.codes, drawn.codes[best])
+    assert list(ranked.scores) == pytest.approx(mean[best].tolist(), abs=1e-5)
+    assert not torch.allclose(reads[0], mean)  # the shifted reads count
+    torch.testing.assert_close(tiny_janus.ranking_scores(drawn.images, prompt), reads[0])  # shift 0: one read
+
+    square = Image.new("RGB", (8, 8), (255, 255, 255))
+    square.paste((200, 0, 0), (0, 0, 2, 2))  # a red 2 x 2 block in the top-left corner
+    moved = np.asarray(shifted_image(square, 3, 1))
+    assert (moved[1:3, 3:5] == (200, 0, 0)).all() and (moved[:1] == 255).all() and moved.shape == (8, 8, 3)
+    assert (np.asarray(shifted_image(square, -1, 0))[0:2, 0:1] == (200, 0, 0)).all()  # cut at the left edge
+    assert (np.asarray(shifted_image(square, -1, 0))[:, 1:] == 255).all()
+
+
 def test_image_code_logprobs_are_the_training_loss_of_the_codes(tiny_janus) -> None:
     """image_code_logprobs(images, prompt) is minus the image-code loss that training computes for
     the same (prompt, image) sample, per image and whatever the batch size."""

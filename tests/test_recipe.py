@@ -45,7 +45,9 @@ def test_shipped_model_was_made_by_the_current_recipe() -> None:
     from dataclasses import asdict
 
     from januspro.bundled import BUNDLED_DIR
-    from januspro.training.recipe import BUNDLED_CANDIDATES, BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, Recipe
+    from januspro.training.recipe import (
+        BUNDLED_CANDIDATES, BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, BUNDLED_RANKING_SHIFT, Recipe,
+    )
 
     card = json.loads((BUNDLED_DIR / "training.json").read_text())
     assert card["command"] == "januspro train bundled"
@@ -54,6 +56,7 @@ def test_shipped_model_was_made_by_the_current_recipe() -> None:
     assert processor_config["cfg_weight"] == BUNDLED_CFG_WEIGHT  # what a rebuild writes
     assert processor_config["image_temperature"] == BUNDLED_IMAGE_TEMPERATURE
     assert processor_config["caption_grammar"] == "shapes-world" and processor_config["candidates"] == BUNDLED_CANDIDATES
+    assert processor_config["ranking_shift"] == BUNDLED_RANKING_SHIFT
 
 
 def test_work_files_never_land_inside_the_package(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

@@ -38,7 +38,7 @@ from januspro.loading import LoadReport, load_model, resolve_model_path, save_we
 from januspro.models.janus import JanusModel
 from januspro.packed_linear import pack_linear_layers, packing_supported, unpack_linear_layers, weight_bytes
 from januspro.processing.chat_format import Message
-from januspro.processing.image import ImageSource, load_image, pil_to_pixels, pixels_to_pil
+from januspro.processing.image import ImageSource, load_image, pil_to_pixels, pixels_to_pil, shifted_image
 from januspro.processing.processor import JanusProcessor, PromptIds
 from januspro.processing.tokenizer import StreamDecoder
 
@@ -117,7 +117,8 @@ class ImageResult:
     chunk_size: int = 0
     # With candidates > 1: per returned image, log P(description | image) by the model's understanding, where the
     # description is the prompt or, for a checkpoint with a caption grammar, any caption the prompt stands for
-    # (`JanusProcessor.ranking_descriptions`); descending.
+    # (`JanusProcessor.ranking_descriptions`), averaged over the shifted reads of `ranking_shift` (`ranking_scores`);
+    # descending.
     scores: tuple[float, ...] = ()
 
 
@@ -272,7 +273,7 @@ class Janus:
     ) -> ImageResult:
         """`options.n` images for `prompt`, the same ones every time for the same seed. With K =
         `candidates(options)` > 1, n x K are drawn and the n the model itself ranks best
-        (`description_scores` of `processor.ranking_descriptions(prompt)`) are returned, best first."""
+        (`ranking_scores`) are returned, best first."""
         options.sampling()
         candidates = self.candidates(options)
         drawn = replace(options, n=options.n * candidates, candidates=1)
@@ -280,10 +281,23 @@ class Janus:
         images = pixels_to_pil(decode_images(self.model, codes))
         if candidates == 1:
             return ImageResult(images, codes.cpu(), prompt_tokens, chunk)
-        scores = self.description_scores(images, self.processor.ranking_descriptions(prompt))
+        scores = self.ranking_scores(images, prompt)
         best = torch.argsort(scores, descending=True, stable=True)[: options.n]
         return ImageResult([images[i] for i in best.tolist()], codes.cpu()[best], prompt_tokens, chunk,
                            tuple(scores[best].tolist()))
+
+    def ranking_scores(self, images: Sequence[Image.Image], prompt: str) -> torch.Tensor:
+        """[len(images)] how well the model's understanding finds that each image shows `prompt`: the
+        `description_scores` of `processor.ranking_descriptions(prompt)`; with a `processor.ranking_shift` of s
+        pixels, their mean over five reads of each image, as it is and shifted by s left, right, up and down (on
+        white), so that one unlucky cut of a small object by the ViT's patch grid weighs less."""
+        texts = self.processor.ranking_descriptions(prompt)
+        shift = self.processor.ranking_shift
+        if not shift:
+            return self.description_scores(images, texts)
+        moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
+        reads = list(images) + [shifted_image(image, dx, dy) for dx, dy in moves for image in images]
+        return self.description_scores(reads, texts).view(1 + len(moves), len(images)).mean(0)  # [n]
 
     @torch.inference_mode()
     def description_scores(self, images: Sequence[ImageSource], text: str | Sequence[str],

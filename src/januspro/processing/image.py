@@ -144,6 +144,14 @@ class ImageProcessor:
         return torch.from_numpy(np.stack([self.to_array(load_image(im)) for im in images]))
 
 
+def shifted_image(image: Image.Image, dx: int, dy: int, fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """`image` moved `dx` px right and `dy` px down (negative: left, up) on a canvas of its size filled with
+    `fill`; what moves off the canvas is cut. A second read of a sample for ranking (`JanusProcessor.ranking_shift`)."""
+    canvas = Image.new("RGB", image.size, fill)
+    canvas.paste(image.convert("RGB"), (dx, dy))
+    return canvas
+
+
 def pixels_to_pil(pixels: torch.Tensor) -> list[Image.Image]:
     """[B, 3, H, W] decoder output in [-1, 1] -> PIL images (clipped to [0, 255])."""
     # As the original: scale, clip, truncate to uint8.

@@ -41,6 +41,10 @@ CAPTION_GRAMMARS: dict[str, Callable[[str], tuple[str, ...]]] = {"shapes-world":
 # Samples drawn per returned image when a call gives none: 1 (no ranking) as in the official repo; a checkpoint may
 # name its own (`candidates` in processor_config.json; the bundled model ranks 8, which costs it little).
 DEFAULT_CANDIDATES = 1
+# Pixels by which a ranked sample is also read shifted left, right, up and down (its score: the mean over the five
+# reads); 0: read once. A checkpoint may name its own (`ranking_shift` in processor_config.json; meant for images on
+# a white ground, which the shifted reads are filled with: the bundled model's is 4).
+DEFAULT_RANKING_SHIFT = 0
 
 
 def _is_non_negative(value: object) -> bool:
@@ -48,9 +52,9 @@ def _is_non_negative(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
 
 
-def _is_count(value: object) -> bool:
-    """An integer >= 1 (not a bool): the rule of the default number of candidates."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _is_count(value: object, least: int = 1) -> bool:
+    """An integer >= `least` (not a bool): the rule of the default number of candidates and of the ranking shift."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 @dataclass
@@ -86,6 +90,7 @@ class JanusProcessor:
         image_temperature: float = DEFAULT_IMAGE_TEMPERATURE,
         caption_grammar: str | None = None,
         candidates: int = DEFAULT_CANDIDATES,
+        ranking_shift: int = DEFAULT_RANKING_SHIFT,
     ) -> None:
         for name, value in (("cfg_weight", cfg_weight), ("image_temperature", image_temperature)):
             if not _is_non_negative(value):
@@ -94,6 +99,8 @@ class JanusProcessor:
             raise InputError(f"unknown caption_grammar {caption_grammar!r}; one of {', '.join(CAPTION_GRAMMARS)}")
         if not _is_count(candidates):
             raise InputError(f"candidates must be an integer >= 1, got {candidates!r}")
+        if not _is_count(ranking_shift, least=0):
+            raise InputError(f"ranking_shift must be an integer >= 0 (pixels), got {ranking_shift!r}")
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_format = fmt
@@ -104,6 +111,7 @@ class JanusProcessor:
         self.image_temperature = float(image_temperature)  # and its default sampling temperature of image codes
         self.caption_grammar = caption_grammar  # how the model describes images, if it was taught one form
         self.candidates = int(candidates)  # and how many samples it draws per image by default, keeping its best
+        self.ranking_shift = int(ranking_shift)  # and by how many pixels it also reads each sample shifted, ranking
 
     @classmethod
     def from_folder(
@@ -150,6 +158,7 @@ class JanusProcessor:
                 processor_config.get("image_temperature", DEFAULT_IMAGE_TEMPERATURE),  # type: ignore[arg-type]
                 processor_config.get("caption_grammar"),  # type: ignore[arg-type]
                 processor_config.get("candidates", DEFAULT_CANDIDATES),  # type: ignore[arg-type]
+                processor_config.get("ranking_shift", DEFAULT_RANKING_SHIFT),  # type: ignore[arg-type]
             )
         except InputError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
@@ -177,6 +186,8 @@ class JanusProcessor:
             processor_config["caption_grammar"] = self.caption_grammar
         if self.candidates != DEFAULT_CANDIDATES:
             processor_config["candidates"] = self.candidates
+        if self.ranking_shift != DEFAULT_RANKING_SHIFT:
+            processor_config["ranking_shift"] = self.ranking_shift
         (folder / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n", encoding="utf-8")
 
     def ranking_descriptions(self, prompt: str) -> tuple[str, ...]:
