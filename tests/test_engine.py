@@ -239,6 +239,10 @@ def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus) -> Non
     try:
         ranked = tiny_janus.generate_images(prompt, options)
         torch.testing.assert_close(tiny_janus.ranking_scores(drawn.images, prompt), mean)
+        arrays = [np.asarray(image) for image in drawn.images]  # any image source, as description_scores takes
+        torch.testing.assert_close(tiny_janus.ranking_scores(arrays, prompt), mean)
+        with pytest.raises(InputError, match="no such file"):
+            tiny_janus.ranking_scores(["/nonexistent/sample.png"], prompt)
     finally:
         tiny_janus.processor.ranking_shift = 0
     best = torch.argsort(mean, descending=True, stable=True)[:2]

@@ -286,7 +286,7 @@ class Janus:
         return ImageResult([images[i] for i in best.tolist()], codes.cpu()[best], prompt_tokens, chunk,
                            tuple(scores[best].tolist()))
 
-    def ranking_scores(self, images: Sequence[Image.Image], prompt: str) -> torch.Tensor:
+    def ranking_scores(self, images: Sequence[ImageSource], prompt: str) -> torch.Tensor:
         """[len(images)] how well the model's understanding finds that each image shows `prompt`: the
         `description_scores` of `processor.ranking_descriptions(prompt)`; with a `processor.ranking_shift` of s
         pixels, their mean over five reads of each image, as it is and shifted by s left, right, up and down (on
@@ -295,8 +295,9 @@ class Janus:
         shift = self.processor.ranking_shift
         if not shift:
             return self.description_scores(images, texts)
+        pictures = [load_image(image) for image in images]  # (paths, bytes and arrays too, as description_scores)
         moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
-        reads = list(images) + [shifted_image(image, dx, dy) for dx, dy in moves for image in images]
+        reads = pictures + [shifted_image(picture, dx, dy) for dx, dy in moves for picture in pictures]
         return self.description_scores(reads, texts).view(1 + len(moves), len(images)).mean(0)  # [n]
 
     @torch.inference_mode()
