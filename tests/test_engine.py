@@ -164,17 +164,22 @@ def test_a_caption_grammar_ranks_by_the_captions_a_prompt_stands_for(tiny_janus)
 
 def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus, monkeypatch) -> None:  # noqa: ANN001
     """The image-and-question prefix goes through the LLM once per chunk of images and the texts attend over
-    its cache: the scores equal one plain causal forward of prefix + text per text, for texts of different
-    lengths, chunks that split the images unevenly, all texts in one forward, and texts in groups (a cache
-    budget that holds two of them after the prefix) or one at a time."""
+    its cache as a prefix tree (texts that begin alike share those tokens): the scores equal one plain causal
+    forward of prefix + text per text, for texts of different lengths and shared beginnings, chunks that split
+    the images unevenly, all texts in one forward, and texts in groups (a cache budget that holds part of the
+    tree after the prefix) or one at a time."""
     import januspro.engine as engine
     from januspro.engine import RANKING_QUESTION
     from januspro.generation.kv_cache import StaticKVCache
+    from januspro.generation.text_tree import text_tree
 
     processor, model = tiny_janus.processor, tiny_janus.model
     images = tiny_janus.generate_images("a blue square", ImageOptions(n=3, seed=5, cfg_weight=4.0)).images
-    texts = ["a red circle", "a blue square in the top left", "two"]
-    assert len({len(processor.answer_ids(t)) for t in texts}) == 3
+    texts = ["a red circle", "a red circle in the top left", "a blue square in the top left", "two", "a red square"]
+    answers = [processor.answer_ids(t) for t in texts]
+    assert len({len(a) for a in answers}) >= 3
+    nodes = text_tree(answers).size
+    assert nodes < sum(len(a) - 1 for a in answers)  # shared beginnings are fed once
     question = Message("user", f"<image_placeholder>\n{RANKING_QUESTION}", (images[0],))
     prompt = processor.conversation([question]).ids
     rows = torch.tensor(prompt).expand(len(images), -1)
@@ -193,12 +198,37 @@ def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus, monkeypat
     torch.testing.assert_close(tiny_janus.description_scores(images, texts), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(tiny_janus.description_scores(images, texts, batch_size=2), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(tiny_janus.description_scores(images, texts[1]), each[1], rtol=1e-5, atol=1e-5)
-    span = max(len(processor.answer_ids(t)) for t in texts) - 1
     slot = StaticKVCache.bytes_needed(tiny_janus.config.language, len(images), 1,
                                       model.language_model.model.embed_tokens.weight.dtype)
-    for budget in (slot * (len(prompt) + 2 * span), 1):  # groups of 2 then 1; one text at a time
+    for budget in (slot * (len(prompt) + nodes // 2), 1):  # groups of about half the tree; one text at a time
         monkeypatch.setattr(engine, "SCORING_CACHE_BYTES", budget)
         torch.testing.assert_close(tiny_janus.description_scores(images, texts), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_text_tree_feeds_each_shared_beginning_once() -> None:
+    """The prefix tree of token lists: one node per distinct fed prefix (each list but its last token), parents
+    before children, each node seeing itself and its ancestors only, its depth its index in its list, and for
+    every list token after the first the node that predicts it; groups of consecutive lists within a node
+    budget."""
+    import itertools
+
+    from januspro.generation.text_tree import group_answers, text_tree
+
+    answers = [[1, 2, 3, 4], [1, 2, 5], [1, 6, 9], [7], [1, 2, 3, 8]]
+    tree = text_tree(answers)
+    assert tree.tokens.tolist() == [1, 2, 3, 6]  # prefixes (1), (1 2), (1 2 3), (1 6); [7] feeds nothing
+    assert tree.depth.tolist() == [0, 1, 2, 1]
+    assert tree.visible.int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 1]]
+    assert list(zip(tree.owners.tolist(), tree.nodes.tolist(), tree.targets.tolist())) == [
+        (0, 0, 2), (0, 1, 3), (0, 2, 4), (1, 0, 2), (1, 1, 5), (2, 0, 6), (2, 3, 9), (4, 0, 2), (4, 1, 3), (4, 2, 8)]
+    for answers_group in (answers, answers[:2]):
+        groups = group_answers(answers_group, capacity=3)
+        assert groups[0][0] == 0 and groups[-1][1] == len(answers_group)
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(groups))  # consecutive, covering all
+        assert all(text_tree(answers_group[g0:g1]).size <= 3 for g0, g1 in groups)
+    assert group_answers(answers, capacity=3) == [(0, 2), (2, 4), (4, 5)]
+    assert group_answers([[1, 2, 3, 4, 5], [1, 2]], capacity=2) == [(0, 1), (1, 2)]  # too long alone: its own group
+    assert group_answers([], capacity=4) == [] and text_tree([]).size == 0
 
 
 def test_a_checkpoint_default_of_candidates_ranks_calls_that_give_none(tiny_janus) -> None:
@@ -220,11 +250,14 @@ def test_a_checkpoint_default_of_candidates_ranks_calls_that_give_none(tiny_janu
     assert plain.scores == ()
 
 
-def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus) -> None:
+def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus, monkeypatch) -> None:  # noqa: ANN001
     """With `processor.ranking_shift` s > 0 each sample is scored as the mean of five reads: itself and itself
     shifted by s px left, right, up and down on white (cut where it leaves the canvas). The ranking keeps the best
-    by that mean; s = 0 reads each sample once, as before."""
+    by that mean among the shortlist of the best by the plain read (`shortlist_size`: here all six, then three);
+    s = 0 reads each sample once, as before."""
     from PIL import Image
+
+    import januspro.engine as engine
 
     from januspro.processing.image import shifted_image
 
@@ -243,6 +276,18 @@ def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus) -> Non
         torch.testing.assert_close(tiny_janus.ranking_scores(arrays, prompt), mean)
         with pytest.raises(InputError, match="no such file"):
             tiny_janus.ranking_scores(["/nonexistent/sample.png"], prompt)
+        assert engine.shortlist_size(6, 2) == 6
+        monkeypatch.setattr(engine, "SHORTLIST_PER_KEPT", 1.5)
+        assert engine.shortlist_size(6, 2) == 3
+        shortlist = torch.argsort(reads[0], descending=True, stable=True)[:3]  # by the plain read
+        short_best = shortlist[torch.argsort(mean[shortlist], descending=True, stable=True)[:2]]
+        narrowed = tiny_janus.generate_images(prompt, options)
+        assert torch.equal(narrowed.codes, drawn.codes[short_best])
+        assert list(narrowed.scores) == pytest.approx(mean[short_best].tolist(), abs=1e-5)
+        picked, scores = tiny_janus.best_samples(drawn.images, prompt, keep=10)  # more than drawn: all, ranked
+        assert torch.equal(picked, torch.argsort(mean, descending=True, stable=True))
+        torch.testing.assert_close(scores, mean[picked])
+        monkeypatch.undo()
     finally:
         tiny_janus.processor.ranking_shift = 0
     best = torch.argsort(mean, descending=True, stable=True)[:2]

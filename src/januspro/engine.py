@@ -34,6 +34,7 @@ from januspro.generation.image import (
 from januspro.generation.sampling import SamplingParams
 from januspro.generation.kv_cache import StaticKVCache
 from januspro.generation.text import TextDecoder, decode_tokens
+from januspro.generation.text_tree import group_answers, text_tree
 from januspro.loading import LoadReport, load_model, resolve_model_path, save_weights
 from januspro.models.janus import JanusModel
 from januspro.packed_linear import pack_linear_layers, packing_supported, unpack_linear_layers, weight_bytes
@@ -48,6 +49,16 @@ log = logging.getLogger(__name__)
 # At most this many bytes of KV cache for scoring several texts at once after one image prefix.
 SCORING_CACHE_BYTES = 256 * 2**20
 RANKING_QUESTION = "Describe the image."
+# The directions of the shifted reads of a ranked sample (`processor.ranking_shift`): right, left, down, up.
+RANKING_MOVES = ((1, 0), (-1, 0), (0, 1), (0, -1))
+# The shifted reads go to the samples whose plain read ranks among the best SHORTLIST_PER_KEPT x kept ones
+# (`shortlist_size`).
+SHORTLIST_PER_KEPT = 4
+
+
+def shortlist_size(drawn: int, keep: int) -> int:
+    """How many of `drawn` samples, ranked by one read, `Janus.best_samples` reads again to keep `keep`."""
+    return min(drawn, max(keep, int(SHORTLIST_PER_KEPT * keep)))
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ class ImageOptions:
     # (understanding pathway) and keeps the n under which the prompt (or, where the checkpoint names a caption
     # grammar, a caption the prompt stands for) is the likeliest description of the image, best first. It costs
     # that many times the generation time. None: the checkpoint's default (`candidates` in its
-    # processor_config.json, else 1; the bundled model's is 8), lowered where n x it would pass max_images.
+    # processor_config.json, else 1; the bundled model's is 16), lowered where n x it would pass max_images.
     candidates: int | None = None
 
     def sampling(self, default_temperature: float = 1.0) -> SamplingParams:
@@ -281,10 +292,9 @@ class Janus:
         images = pixels_to_pil(decode_images(self.model, codes))
         if candidates == 1:
             return ImageResult(images, codes.cpu(), prompt_tokens, chunk)
-        scores = self.ranking_scores(images, prompt)
-        best = torch.argsort(scores, descending=True, stable=True)[: options.n]
+        best, scores = self.best_samples(images, prompt, options.n)
         return ImageResult([images[i] for i in best.tolist()], codes.cpu()[best], prompt_tokens, chunk,
-                           tuple(scores[best].tolist()))
+                           tuple(scores.tolist()))
 
     def ranking_scores(self, images: Sequence[ImageSource], prompt: str) -> torch.Tensor:
         """[len(images)] how well the model's understanding finds that each image shows `prompt`: the
@@ -296,9 +306,33 @@ class Janus:
         if not shift:
             return self.description_scores(images, texts)
         pictures = [load_image(image) for image in images]  # (paths, bytes and arrays too, as description_scores)
-        moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
-        reads = pictures + [shifted_image(picture, dx, dy) for dx, dy in moves for picture in pictures]
-        return self.description_scores(reads, texts).view(1 + len(moves), len(images)).mean(0)  # [n]
+        first = self.description_scores(pictures, texts)  # [n]
+        return (first + self._shifted_reads(pictures, texts, shift).sum(0)) / (1 + len(RANKING_MOVES))
+
+    def best_samples(self, images: Sequence[ImageSource], prompt: str, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """([k] indices of the k = min(keep, len(images)) samples with the best `ranking_scores`, best first; [k]
+        those scores). With a ranking shift, only a shortlist gets the shifted reads: every sample is read once,
+        and the `shortlist_size(len(images), keep)` best by that read are read four more times and ranked by the
+        mean of five (the samples left out hardly ever rank among the best: docs/bundled-model.md)."""
+        texts = self.processor.ranking_descriptions(prompt)
+        pictures = [load_image(image) for image in images]
+        first = self.description_scores(pictures, texts)  # [n]
+        keep = min(keep, len(pictures))
+        shift = self.processor.ranking_shift
+        if not shift:
+            best = torch.argsort(first, descending=True, stable=True)[:keep]
+            return best, first[best]
+        shortlist = torch.argsort(first, descending=True, stable=True)[: shortlist_size(len(pictures), keep)]  # [m]
+        reads = self._shifted_reads([pictures[i] for i in shortlist.tolist()], texts, shift)  # [4, m]
+        scores = (first[shortlist] + reads.sum(0)) / (1 + len(RANKING_MOVES))  # [m]
+        order = torch.argsort(scores, descending=True, stable=True)[:keep]
+        return shortlist[order], scores[order]
+
+    def _shifted_reads(self, pictures: Sequence[Image.Image], texts: Sequence[str], shift: int) -> torch.Tensor:
+        """[4, len(pictures)] `description_scores` of each picture shifted by `shift` px along each of
+        `RANKING_MOVES`."""
+        moved = [shifted_image(picture, dx * shift, dy * shift) for dx, dy in RANKING_MOVES for picture in pictures]
+        return self.description_scores(moved, texts).view(len(RANKING_MOVES), len(pictures))
 
     @torch.inference_mode()
     def description_scores(self, images: Sequence[ImageSource], text: str | Sequence[str],
@@ -309,10 +343,11 @@ class Janus:
         that image better. Ranks generated samples.
 
         Each chunk of images is read once: the image and question prefix goes through the LLM into a KV cache, and
-        the texts then cost only their own tokens. They go in one forward as one row per image, laid end to end
-        after the prefix, each attending to the prefix and its own earlier tokens only, with the rotary positions it
-        would have alone (the 18 captions of a one-object prompt, about 10 tokens each after a prefix of about 40,
-        for the bundled model); in groups where the cache of them all would pass `SCORING_CACHE_BYTES`."""
+        the texts then cost only their own tokens, each distinct prefix of them once: they go in one forward as one
+        row per image, a prefix tree after the prefix (`generation.text_tree`), each token attending to the prefix
+        and its own text's earlier tokens only, with the rotary position it would have alone (the 18 captions of a
+        one-object prompt for the bundled model, about 10 tokens each and 40 as a tree, after a prefix of about
+        30); in groups where the cache of them all would pass `SCORING_CACHE_BYTES`."""
         texts = [text] if isinstance(text, str) else list(text)
         if not texts or any(not t.strip() for t in texts):
             raise InputError("the text to score is empty")
@@ -322,30 +357,23 @@ class Janus:
         answers = [self.processor.answer_ids(t) for t in texts]
         for answer in answers:
             self.processor.check_length(len(prompt) + len(answer))
-        n_prompt, span = len(prompt), max(len(a) for a in answers) - 1  # span: tokens fed per text
-        # Answer token 0 is predicted at the last prefix position; token t+1 after feeding token t (right-padded).
+        n_prompt = len(prompt)
+        # Answer token 0 is predicted at the last prefix position, the others by the tree of fed tokens after it.
         first = torch.tensor([a[0] for a in answers], device=self.device)  # [n]
-        fed = torch.full((len(answers), span), special.pad, dtype=torch.long, device=self.device)  # [n, S]
-        targets = fed.clone()  # [n, S]
-        real = torch.zeros(len(answers), span, dtype=torch.bool, device=self.device)  # [n, S] not padding
-        for row, answer in enumerate(answers):
-            fed[row, :len(answer) - 1] = torch.tensor(answer[:-1], device=self.device)
-            targets[row, :len(answer) - 1] = torch.tensor(answer[1:], device=self.device)
-            real[row, :len(answer) - 1] = True
-        # Texts per forward: as many as fit after the prefix in the cache budget of the largest chunk of images.
+        # Texts per forward: as many as the tree of fed tokens after the prefix fits in the cache budget of the
+        # largest chunk of images.
         rows_max = min(batch_size, max(1, len(images)))
         slot_bytes = StaticKVCache.bytes_needed(self.config.language, rows_max, 1, self.dtype)
-        group = max(1, min(len(answers), (SCORING_CACHE_BYTES // slot_bytes - n_prompt) // max(span, 1)))
-        layouts = []  # per group of texts: (first text, texts, slots [g*S], rotary positions [g*S], mask)
-        for g0 in range(0, len(answers) if span else 0, group):
-            g = min(group, len(answers) - g0)
-            slots = torch.arange(n_prompt, n_prompt + g * span, device=self.device)  # [g*S]
-            text_of = torch.arange(g, device=self.device).repeat_interleave(span)  # [g*S] which text a slot holds
-            # A fed token attends to the prefix and to its own text's slots up to its own.
-            own = (text_of[:, None] == text_of[None, :]) & (slots[None, :] <= slots[:, None])  # [g*S, g*S]
-            mask = torch.cat([own.new_ones(g * span, n_prompt), own], dim=1)[None, None]  # [1, 1, g*S, P+g*S]
-            positions = (n_prompt + torch.arange(span, device=self.device)).repeat(g)  # [g*S], as alone
-            layouts.append((g0, g, slots, positions, mask))
+        capacity = max(1, SCORING_CACHE_BYTES // slot_bytes - n_prompt)
+        layouts = []  # per group of texts: (first text, last + 1, tree, slots [N], rotary positions [N], mask)
+        for g0, g1 in group_answers(answers, capacity):
+            tree = text_tree(answers[g0:g1], self.device)
+            if tree.size:
+                slots = torch.arange(n_prompt, n_prompt + tree.size, device=self.device)  # [N]
+                # A fed token attends to the prefix and to its own ancestors in the tree.
+                mask = torch.cat([tree.visible.new_ones(tree.size, n_prompt), tree.visible], dim=1)[None, None]
+                layouts.append((g0, g1, tree, slots, n_prompt + tree.depth, mask))  # mask [1, 1, N, P+N]
+        width = max((layout[2].size for layout in layouts), default=0)
         prompt_row = torch.tensor(prompt, device=self.device)
         prefix = torch.arange(n_prompt, device=self.device)
         out = []
@@ -354,17 +382,16 @@ class Janus:
             b = len(chunk)
             rows = prompt_row.expand(b, -1)  # [b, P]
             read = self._prompt_embeds(rows, rows == special.image, self.processor.pixel_values(chunk))  # [b, P, D]
-            cache = StaticKVCache(self.config.language, b, n_prompt + group * span, self.device, self.dtype)
+            cache = StaticKVCache(self.config.language, b, n_prompt + width, self.device, self.dtype)
             last = self.model.hidden_states(read, prefix.expand(b, -1), None, cache.layers(n_prompt), prefix)[:, -1]
             total = self.model.text_logits(last).float().log_softmax(-1)[:, first]  # [b, n]
-            for g0, g, slots, positions, mask in layouts:
-                tokens = fed[g0:g0 + g].reshape(1, -1).expand(b, -1)  # [b, g*S]
+            for g0, g1, tree, slots, positions, mask in layouts:
+                tokens = tree.tokens.expand(b, -1)  # [b, N]
                 hidden = self.model.hidden_states(self.model.embed_tokens(tokens), positions.expand(b, -1), mask,
-                                                  cache.layers(n_prompt + g * span), slots)  # [b, g*S, D]
-                logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, g*S, vocab]
-                picked = logprobs.gather(-1, targets[g0:g0 + g].reshape(1, -1, 1).expand(b, -1, 1))[..., 0]  # [b, g*S]
-                picked = picked.masked_fill(~real[g0:g0 + g].reshape(1, -1), 0.0)
-                total[:, g0:g0 + g] += picked.view(b, g, span).sum(-1)
+                                                  cache.layers(n_prompt + tree.size), slots)  # [b, N, D]
+                logprobs = self.model.text_logits(hidden).float().log_softmax(-1)  # [b, N, vocab]
+                picked = logprobs[:, tree.nodes, tree.targets]  # [b, E]
+                total[:, g0:g1] += picked.new_zeros(b, g1 - g0).index_add_(1, tree.owners, picked)
             out.append(torch.logsumexp(total, dim=1).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
