@@ -39,7 +39,7 @@ def _shapes_world_captions(prompt: str) -> tuple[str, ...]:
 # captions it stands for, or raises ValueError for a prompt outside the grammar.
 CAPTION_GRAMMARS: dict[str, Callable[[str], tuple[str, ...]]] = {"shapes-world": _shapes_world_captions}
 # Samples drawn per returned image when a call gives none: 1 (no ranking) as in the official repo; a checkpoint may
-# name its own (`candidates` in processor_config.json; the bundled model ranks 8, which costs it little).
+# name its own (`candidates` in processor_config.json; the bundled model ranks 16, which costs it little).
 DEFAULT_CANDIDATES = 1
 # Pixels by which a ranked sample is also read shifted left, right, up and down (its score: the mean over the five
 # reads); 0: read once. A checkpoint may name its own (`ranking_shift` in processor_config.json; meant for images on

@@ -61,11 +61,13 @@ BUNDLED_CFG_WEIGHT = 2.0
 # prompt still differ in 0.70 of their codes (temperature 1: 0.81) and none of 900 pairs is identical. (Earlier models, before the decoder
 # tune, gained nothing from a cooler temperature.) cfg 1.5 and 2.5 at temperature 1: 0.390 and 0.357 on seed 4242.
 BUNDLED_IMAGE_TEMPERATURE = 0.5
-# And its default samples per returned image (`candidates`): it draws 8 per image and keeps those it describes as the
+# And its default samples per returned image (`candidates`): it draws 16 per image and keeps those it describes as the
 # prompt says (`Janus.description_scores` of `world.captions_for_prompt`). ShapesEval generation, seeds 7777 / 4242
-# (2026-12-07, the model shipped 2026-12-06): 1: 0.637 / 0.572; 8: 0.822 / 0.772; 16: see the docs. Ranked by the
-# prompt's own wording instead of the captions it stands for, 8 gave 0.637 / 0.593.
-BUNDLED_CANDIDATES = 8
+# (2026-12-07, the model shipped 2026-12-06, read once): 1: 0.637 / 0.572; 8: 0.822 / 0.772; 16: 0.810 / 0.793.
+# Ranked by the prompt's own wording instead of the captions it stands for, 8 gave 0.637 / 0.593. The model shipped
+# 2026-12-07, each sample read five times (`ranking_shift`): 8: 0.855 / 0.818; 16: 0.893 / 0.848; 32 on seed 4242:
+# 0.868. 16 take 1.25 s / 1.39 s for 4 images of a pair / one-object prompt on 2 EPYC cores (docs).
+BUNDLED_CANDIDATES = 16
 # And the pixels by which it also reads each sample shifted left, right, up and down when it ranks them
 # (`ranking_shift`; `Janus.ranking_scores`: the mean of the five reads' description scores). On the same 32 samples
 # per prompt (2026-12-07, the model shipped that day): read once 0.822 / 0.802; shifts of 4 px 0.855 / 0.818; the
