@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classifier-free guidance weight (default: the model's; 5 for the official models)")
     gen.add_argument("--candidates", type=positive_int, default=None, metavar="K",
                      help="draw K samples per image and keep the ones the model itself finds the prompt describes "
-                          "best (K times the time; default: the model's, 8 for the bundled model, 1 for the "
+                          "best (K times the time; default: the model's, 16 for the bundled model, 1 for the "
                           "official ones)")
     gen.add_argument("--out", "-o", default="out", help="output folder (default ./out)")
     gen.add_argument("--memory-budget-gb", type=float, default=None,

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "models; answers are greedy)")
     run_group.add_argument("--candidates", type=positive_int, default=None, metavar="K",
                            help="samples drawn per judged image; the model ranks them by how well it finds the "
-                                "prompt describes each and keeps the best (default: the model's, 8 for the bundled "
+                                "prompt describes each and keeps the best (default: the model's, 16 for the bundled "
                                 "model, 1 for the official ones; 1: no ranking)")
     run_group.add_argument("--batch-size", type=positive_int, default=32, help="questions per batch (default 32)")
     run_group.add_argument("--word-probe", action="store_true",
