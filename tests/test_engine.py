@@ -287,6 +287,8 @@ def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus, monkey
         picked, scores = tiny_janus.best_samples(drawn.images, prompt, keep=10)  # more than drawn: all, ranked
         assert torch.equal(picked, torch.argsort(mean, descending=True, stable=True))
         torch.testing.assert_close(scores, mean[picked])
+        with pytest.raises(InputError, match="keep must be >= 1"):
+            tiny_janus.best_samples(drawn.images, prompt, keep=0)
         monkeypatch.undo()
     finally:
         tiny_janus.processor.ranking_shift = 0

@@ -306,14 +306,15 @@ class Janus:
         if not shift:
             return self.description_scores(images, texts)
         pictures = [load_image(image) for image in images]  # (paths, bytes and arrays too, as description_scores)
-        first = self.description_scores(pictures, texts)  # [n]
-        return (first + self._shifted_reads(pictures, texts, shift).sum(0)) / (1 + len(RANKING_MOVES))
+        return self._mean_of_reads(pictures, texts, self.description_scores(pictures, texts), shift)
 
     def best_samples(self, images: Sequence[ImageSource], prompt: str, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
         """([k] indices of the k = min(keep, len(images)) samples with the best `ranking_scores`, best first; [k]
         those scores). With a ranking shift, only a shortlist gets the shifted reads: every sample is read once,
         and the `shortlist_size(len(images), keep)` best by that read are read four more times and ranked by the
         mean of five (the samples left out hardly ever rank among the best: docs/bundled-model.md)."""
+        if keep < 1:
+            raise InputError(f"keep must be >= 1, got {keep}")
         texts = self.processor.ranking_descriptions(prompt)
         pictures = [load_image(image) for image in images]
         first = self.description_scores(pictures, texts)  # [n]
@@ -323,16 +324,17 @@ class Janus:
             best = torch.argsort(first, descending=True, stable=True)[:keep]
             return best, first[best]
         shortlist = torch.argsort(first, descending=True, stable=True)[: shortlist_size(len(pictures), keep)]  # [m]
-        reads = self._shifted_reads([pictures[i] for i in shortlist.tolist()], texts, shift)  # [4, m]
-        scores = (first[shortlist] + reads.sum(0)) / (1 + len(RANKING_MOVES))  # [m]
+        scores = self._mean_of_reads([pictures[i] for i in shortlist.tolist()], texts, first[shortlist], shift)  # [m]
         order = torch.argsort(scores, descending=True, stable=True)[:keep]
         return shortlist[order], scores[order]
 
-    def _shifted_reads(self, pictures: Sequence[Image.Image], texts: Sequence[str], shift: int) -> torch.Tensor:
-        """[4, len(pictures)] `description_scores` of each picture shifted by `shift` px along each of
-        `RANKING_MOVES`."""
+    def _mean_of_reads(self, pictures: Sequence[Image.Image], texts: Sequence[str], first: torch.Tensor,
+                       shift: int) -> torch.Tensor:
+        """[len(pictures)] the mean of each picture's plain read (`first`, its `description_scores`) and its reads
+        shifted by `shift` px along each of `RANKING_MOVES`."""
         moved = [shifted_image(picture, dx * shift, dy * shift) for dx, dy in RANKING_MOVES for picture in pictures]
-        return self.description_scores(moved, texts).view(len(RANKING_MOVES), len(pictures))
+        reads = self.description_scores(moved, texts).view(len(RANKING_MOVES), len(pictures))  # [4, n]
+        return (first + reads.sum(0)) / (1 + len(RANKING_MOVES))
 
     @torch.inference_mode()
     def description_scores(self, images: Sequence[ImageSource], text: str | Sequence[str],
