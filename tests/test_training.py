@@ -244,7 +244,20 @@ def _torchrun(nproc: int, config: Path) -> None:
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_train_the_same_model_as_one(tmp_path: Path, tiny_checkpoint: Path, dataset: Path, strategy: str) -> None:
+    from januspro.training.data import MixedSampler, read_records
+    from januspro.training.loop import micro_batches
+
     stage = small_stage("stage3", steps=2, grad_accum=2, ema_decay=0.5)  # the averages too (sharded under FSDP)
+    if strategy == "ddp":
+        # 6 rows per process in 2 micro-batches, each split by kind: the two processes run different numbers of
+        # micro-batches in a step (checked here), which DDP must allow.
+        stage = replace(stage, batch_size=12)
+        records = read_records([dataset])
+        counts_by_kind = {kind: sum(r.kind == kind for r in records) for kind in ("text", "understanding", "t2i")}
+        sampler = MixedSampler(counts_by_kind, stage.mix, stage.seed, stage.uncond_prob)
+        counts = [[len(micro_batches(sampler.batch(step, 12)[rank::2], 2, by_kind=True)) for rank in (0, 1)]
+                  for step in range(stage.steps)]
+        assert any(a != b for a, b in counts), counts
     results = {}
     for nproc in (1, 2):
         config = TrainConfig(data=(str(dataset),), out=str(tmp_path / f"p{nproc}"), stages=(stage,),

@@ -61,6 +61,9 @@ def wrap(module: nn.Module, info: DistInfo, strategy: str, device: torch.device)
         fully_shard(module)
         return module
     device_ids = [device.index or 0] if device.type == "cuda" else None
+    # Processes may run different numbers of micro-batches in a step: DDP's collectives are the
+    # gradient all-reduce in the backward outside `no_sync` and the buffer sync in the first
+    # forward after it, once a step in every process either way.
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=False)
 
 

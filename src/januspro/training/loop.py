@@ -70,8 +70,10 @@ def micro_batches(picks: list[tuple[str, int, bool]], grad_accum: int, by_kind: 
     """Split one process's share of a step into `grad_accum` micro-batches and, with `by_kind`,
     each of those by kind (text, understanding, t2i): rows are padded to the longest in their
     micro-batch, and a 15-token text row padded to an 80-token image row is wasted compute.
-    The step's gradient is the same (losses are sums over tokens). Not under torchrun, where
-    every process must run the same number of forwards."""
+    The step's gradient is the same (losses are sums over tokens). Under DDP the processes may
+    run different numbers of micro-batches (they meet only in the last one's backward); under
+    FSDP every forward gathers the shards, so every process must run as many as the others and
+    rows are not grouped."""
     chunks = [picks[i::grad_accum] for i in range(grad_accum)]
     if not by_kind:
         return chunks
@@ -274,7 +276,7 @@ def _train_stage(config: TrainConfig, stage: StageConfig, stage_index: int, star
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(stage, step, group["base_lr"])
         picks = sampler.batch(step, stage.batch_size)[info.rank :: info.world]
-        micro = micro_batches(picks, stage.grad_accum, by_kind=not info.enabled)
+        micro = micro_batches(picks, stage.grad_accum, by_kind=not info.enabled or config.strategy == "ddp")
         batches = [pool.batch(chunk, encoder).to(device) for chunk in micro]
         n_text, n_image = D.all_reduce_sum([sum(b.text_tokens for b in batches), sum(b.image_tokens for b in batches)], info, device)
         text_total = image_total = 0.0
