@@ -168,8 +168,8 @@ def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus, monkeypat
     forward of prefix + text per text, for texts of different lengths and shared beginnings, chunks that split
     the images unevenly, all texts in one forward, and texts in groups (a cache budget that holds part of the
     tree after the prefix) or one at a time."""
-    import januspro.engine as engine
-    from januspro.engine import RANKING_QUESTION
+    import januspro.scoring as scoring
+    from januspro.scoring import RANKING_QUESTION
     from januspro.generation.kv_cache import StaticKVCache
     from januspro.generation.text_tree import text_tree
 
@@ -201,7 +201,7 @@ def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus, monkeypat
     slot = StaticKVCache.bytes_needed(tiny_janus.config.language, len(images), 1,
                                       model.language_model.model.embed_tokens.weight.dtype)
     for budget in (slot * (len(prompt) + nodes // 2), 1):  # groups of about half the tree; one text at a time
-        monkeypatch.setattr(engine, "SCORING_CACHE_BYTES", budget)
+        monkeypatch.setattr(scoring, "SCORING_CACHE_BYTES", budget)
         torch.testing.assert_close(tiny_janus.description_scores(images, texts), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -257,8 +257,7 @@ def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus, monkey
     s = 0 reads each sample once, as before."""
     from PIL import Image
 
-    import januspro.engine as engine
-
+    import januspro.scoring as scoring
     from januspro.processing.image import shifted_image
 
     prompt = "a red circle"
@@ -276,9 +275,9 @@ def test_a_ranking_shift_averages_the_scores_of_shifted_reads(tiny_janus, monkey
         torch.testing.assert_close(tiny_janus.ranking_scores(arrays, prompt), mean)
         with pytest.raises(InputError, match="no such file"):
             tiny_janus.ranking_scores(["/nonexistent/sample.png"], prompt)
-        assert engine.shortlist_size(6, 2) == 6
-        monkeypatch.setattr(engine, "SHORTLIST_PER_KEPT", 1.5)
-        assert engine.shortlist_size(6, 2) == 3
+        assert scoring.shortlist_size(6, 2) == 6
+        monkeypatch.setattr(scoring, "SHORTLIST_PER_KEPT", 1.5)
+        assert scoring.shortlist_size(6, 2) == 3
         shortlist = torch.argsort(reads[0], descending=True, stable=True)[:3]  # by the plain read
         short_best = shortlist[torch.argsort(mean[shortlist], descending=True, stable=True)[:2]]
         narrowed = tiny_janus.generate_images(prompt, options)

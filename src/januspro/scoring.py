@@ -1,0 +1,177 @@
+"""Scoring with the model's two halves, for ranking generated samples and for probes.
+
+- `description_scores`: how likely the understanding half, asked to describe an image, answers a text.
+- `ranking_scores` / `best_samples`: self-verified generation. A checkpoint whose processor names a caption
+  grammar ranks its samples by the description scores of the captions a prompt stands for, optionally as the
+  mean of several shifted reads (`processor.ranking_shift`) given to a shortlist of the samples.
+- `image_code_logprobs`: how likely the generation half draws an image's VQ codes for a prompt.
+
+Functions of a loaded `Janus` (whose methods of the same names call them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from PIL import Image
+
+from januspro.errors import InputError
+from januspro.generation.kv_cache import StaticKVCache
+from januspro.generation.text_tree import group_answers, text_tree
+from januspro.processing.chat_format import Message
+from januspro.processing.image import ImageSource, load_image, pil_to_pixels, shifted_image
+
+if TYPE_CHECKING:
+    from januspro.engine import Janus
+
+# What `description_scores` asks of each image (the shapes world's describe question).
+RANKING_QUESTION = "Describe the image."
+# At most this many bytes of KV cache for scoring several texts at once after one image prefix.
+SCORING_CACHE_BYTES = 256 * 2**20
+# The directions of the shifted reads of a ranked sample (`processor.ranking_shift`): right, left, down, up.
+RANKING_MOVES = ((1, 0), (-1, 0), (0, 1), (0, -1))
+# The shifted reads go to the samples whose plain read ranks among the best SHORTLIST_PER_KEPT x kept ones
+# (`shortlist_size`).
+SHORTLIST_PER_KEPT = 4
+
+
+def shortlist_size(drawn: int, keep: int) -> int:
+    """How many of `drawn` samples, ranked by one read, `best_samples` reads again to keep `keep`."""
+    return min(drawn, max(keep, int(SHORTLIST_PER_KEPT * keep)))
+
+
+def ranking_scores(janus: Janus, images: Sequence[ImageSource], prompt: str) -> torch.Tensor:
+    """[len(images)] how well the model's understanding finds that each image shows `prompt`: the
+    `description_scores` of `processor.ranking_descriptions(prompt)`; with a `processor.ranking_shift` of s
+    pixels, their mean over five reads of each image, as it is and shifted by s left, right, up and down (on
+    white), so that one unlucky cut of a small object by the ViT's patch grid weighs less."""
+    texts = janus.processor.ranking_descriptions(prompt)
+    shift = janus.processor.ranking_shift
+    if not shift:
+        return description_scores(janus, images, texts)
+    pictures = [load_image(image) for image in images]  # (paths, bytes and arrays too, as description_scores)
+    return mean_of_reads(janus, pictures, texts, description_scores(janus, pictures, texts), shift)
+
+
+def best_samples(janus: Janus, images: Sequence[ImageSource], prompt: str,
+                 keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """([k] indices of the k = min(keep, len(images)) samples with the best `ranking_scores`, best first; [k]
+    those scores). With a ranking shift, only a shortlist gets the shifted reads: every sample is read once,
+    and the `shortlist_size(len(images), keep)` best by that read are read four more times and ranked by the
+    mean of five (the samples left out hardly ever rank among the best: docs/bundled-model.md)."""
+    if keep < 1:
+        raise InputError(f"keep must be >= 1, got {keep}")
+    texts = janus.processor.ranking_descriptions(prompt)
+    pictures = [load_image(image) for image in images]
+    first = description_scores(janus, pictures, texts)  # [n]
+    keep = min(keep, len(pictures))
+    shift = janus.processor.ranking_shift
+    if not shift:
+        best = torch.argsort(first, descending=True, stable=True)[:keep]
+        return best, first[best]
+    shortlist = torch.argsort(first, descending=True, stable=True)[: shortlist_size(len(pictures), keep)]  # [m]
+    scores = mean_of_reads(janus, [pictures[i] for i in shortlist.tolist()], texts, first[shortlist], shift)  # [m]
+    order = torch.argsort(scores, descending=True, stable=True)[:keep]
+    return shortlist[order], scores[order]
+
+
+def mean_of_reads(janus: Janus, pictures: Sequence[Image.Image], texts: Sequence[str], first: torch.Tensor,
+                  shift: int) -> torch.Tensor:
+    """[len(pictures)] the mean of each picture's plain read (`first`, its `description_scores`) and its reads
+    shifted by `shift` px along each of `RANKING_MOVES`."""
+    moved = [shifted_image(picture, dx * shift, dy * shift) for dx, dy in RANKING_MOVES for picture in pictures]
+    reads = description_scores(janus, moved, texts).view(len(RANKING_MOVES), len(pictures))  # [4, n]
+    return (first + reads.sum(0)) / (1 + len(RANKING_MOVES))
+
+
+@torch.inference_mode()
+def description_scores(janus: Janus, images: Sequence[ImageSource], text: str | Sequence[str],
+                       batch_size: int = 16) -> torch.Tensor:
+    """[len(images)] log-probability that the model, asked to describe each image (`RANKING_QUESTION`, the
+    default system prompt), answers `text`, or any one of several texts: log of the sum of their
+    probabilities (each the product over its tokens). Higher: the model's understanding finds the text fits
+    that image better. Ranks generated samples.
+
+    Each chunk of images is read once: the image and question prefix goes through the LLM into a KV cache, and
+    the texts then cost only their own tokens, each distinct prefix of them once: they go in one forward as one
+    row per image, a prefix tree after the prefix (`generation.text_tree`), each token attending to the prefix
+    and its own text's earlier tokens only, with the rotary position it would have alone (the 18 captions of a
+    one-object prompt for the bundled model, about 10 tokens each and 40 as a tree, after a prefix of about
+    30); in groups where the cache of them all would pass `SCORING_CACHE_BYTES`."""
+    model, processor, device, dtype = janus.model, janus.processor, janus.device, janus.dtype
+    texts = [text] if isinstance(text, str) else list(text)
+    if not texts or any(not t.strip() for t in texts):
+        raise InputError("the text to score is empty")
+    special = processor.tokenizer.special
+    question = Message("user", f"<image_placeholder>\n{RANKING_QUESTION}", (images[0],) if images else ())
+    prompt = processor.conversation([question]).ids
+    answers = [processor.answer_ids(t) for t in texts]
+    for answer in answers:
+        processor.check_length(len(prompt) + len(answer))
+    n_prompt = len(prompt)
+    # Answer token 0 is predicted at the last prefix position, the others by the tree of fed tokens after it.
+    first = torch.tensor([a[0] for a in answers], device=device)  # [n]
+    # Texts per forward: as many as the tree of fed tokens after the prefix fits in the cache budget of the
+    # largest chunk of images.
+    rows_max = min(batch_size, max(1, len(images)))
+    slot_bytes = StaticKVCache.bytes_needed(model.config.language, rows_max, 1, dtype)
+    capacity = max(1, SCORING_CACHE_BYTES // slot_bytes - n_prompt)
+    layouts = []  # per group of texts: (first text, last + 1, tree, slots [N], rotary positions [N], mask)
+    for g0, g1 in group_answers(answers, capacity):
+        tree = text_tree(answers[g0:g1], device)
+        if tree.size:
+            slots = torch.arange(n_prompt, n_prompt + tree.size, device=device)  # [N]
+            # A fed token attends to the prefix and to its own ancestors in the tree.
+            mask = torch.cat([tree.visible.new_ones(tree.size, n_prompt), tree.visible], dim=1)[None, None]
+            layouts.append((g0, g1, tree, slots, n_prompt + tree.depth, mask))  # mask [1, 1, N, P+N]
+    width = max((layout[2].size for layout in layouts), default=0)
+    prompt_row = torch.tensor(prompt, device=device)
+    prefix = torch.arange(n_prompt, device=device)
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        b = len(chunk)
+        rows = prompt_row.expand(b, -1)  # [b, P]
+        features = model.encode_images(processor.pixel_values(chunk).to(device))  # [b, N, D]: one image a row
+        read = model.embed_prompt(rows, rows == special.image, features)  # [b, P, D]
+        cache = StaticKVCache(model.config.language, b, n_prompt + width, device, dtype)
+        last = model.hidden_states(read, prefix.expand(b, -1), None, cache.layers(n_prompt), prefix)[:, -1]
+        total = model.text_logits(last).float().log_softmax(-1)[:, first]  # [b, n]
+        for g0, g1, tree, slots, positions, mask in layouts:
+            tokens = tree.tokens.expand(b, -1)  # [b, N]
+            hidden = model.hidden_states(model.embed_tokens(tokens), positions.expand(b, -1), mask,
+                                         cache.layers(n_prompt + tree.size), slots)  # [b, N, D]
+            logprobs = model.text_logits(hidden).float().log_softmax(-1)  # [b, N, vocab]
+            picked = logprobs[:, tree.nodes, tree.targets]  # [b, E]
+            total[:, g0:g1] += picked.new_zeros(b, g1 - g0).index_add_(1, tree.owners, picked)
+        out.append(torch.logsumexp(total, dim=1).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def image_code_logprobs(janus: Janus, images: Sequence[ImageSource], prompt: str,
+                        batch_size: int = 16) -> torch.Tensor:
+    """[len(images)] mean log-probability per code that the model, generating for `prompt`
+    (conditional row, no guidance, teacher-forced), draws each image's VQ codes. Higher: the
+    image is likelier under the prompt. Comparing a prompt with the same prompt one word
+    changed tells whether the model reads that word (ShapesEval's word probe)."""
+    model, processor, device = janus.model, janus.processor, janus.device
+    if not prompt.strip():
+        raise InputError("the prompt to score is empty")
+    ids = processor.generation_prompt(prompt)
+    processor.check_length(len(ids), reserve=model.config.num_gen_tokens)
+    vq = model.gen_vision_model
+    size = model.config.gen_vision.image_size
+    out = []
+    for start in range(0, len(images), batch_size):
+        pictures = [load_image(source) for source in images[start:start + batch_size]]
+        pixels = pil_to_pixels(pictures, size).to(device, vq.quant_conv.weight.dtype)
+        codes = vq.encode(pixels).codes  # [b, N]
+        rows = torch.tensor(ids, device=device).expand(len(pictures), -1)  # [b, P]
+        embeds = torch.cat([model.embed_tokens(rows), model.embed_image_codes(codes[:, :-1])], dim=1)
+        positions = torch.arange(embeds.shape[1], device=device).expand(len(pictures), -1)
+        hidden = model.hidden_states(embeds, positions)[:, len(ids) - 1:]  # [b, N, hidden]
+        logprobs = model.image_logits(hidden).float().log_softmax(-1)  # [b, N, codebook]
+        out.append(logprobs.gather(-1, codes[..., None])[..., 0].mean(-1).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
