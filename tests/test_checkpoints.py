@@ -237,6 +237,16 @@ def test_saved_checkpoint_round_trips(tiny_janus, tmp_path: Path) -> None:
         assert torch.equal(again.model.state_dict()[name], tensor), name
 
 
+def test_loading_leaves_the_global_rng_alone(tiny_checkpoint: Path) -> None:
+    """`load` draws nothing from the global torch RNG (a user's seeded run, or a resumed build, goes on as if
+    nothing was loaded), the CPU layout's probe of packed weights included."""
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    januspro.load(tiny_checkpoint, device="cpu", dtype=torch.float32)
+    januspro.load(None, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_a_checkpoint_names_its_caption_grammar(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """`caption_grammar` in processor_config.json (absent: none) survives save and load; an unknown one is a
     clear CheckpointError at load and an InputError when a processor is built with it."""

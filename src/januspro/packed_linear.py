@@ -80,8 +80,12 @@ def packing_supported(device: torch.device, dtype: torch.dtype) -> bool:
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
     try:
-        generator = torch.Generator().manual_seed(0)
-        linear = nn.Linear(16, 8).to(dtype)
+        generator = torch.Generator().manual_seed(0)  # (the global RNG stays untouched: loading draws nothing)
+        linear = nn.Linear(16, 8, device="meta").to_empty(device="cpu")
+        with torch.no_grad():
+            linear.weight.copy_(torch.randn(8, 16, generator=generator))
+            linear.bias.copy_(torch.randn(8, generator=generator))
+        linear = linear.to(dtype)
         x = torch.randn(3, 16, generator=generator).to(dtype)
         with torch.no_grad():
             expected = linear(x)
