@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import januspro
-from januspro.training.recipe import BUNDLED_CANDIDATES, BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE, build_bundled
+from januspro.training.build import build_bundled
+from januspro.training.recipe import BUNDLED_CANDIDATES, BUNDLED_CFG_WEIGHT, BUNDLED_IMAGE_TEMPERATURE
 
 
 def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_work_files_never_land_inside_the_package(tmp_path: Path, monkeypatch) -
     """The documented `--out src/januspro/assets/shapes-model` is a relative path: data and
     checkpoints (150 MB) must still go to runs/, not beside the model into the package."""
     from januspro.bundled import BUNDLED_DIR
-    from januspro.training.recipe import default_workdir
+    from januspro.training.build import default_workdir
 
     assert default_workdir(BUNDLED_DIR) == Path("runs/bundled-work")
     monkeypatch.chdir(BUNDLED_DIR.parent.parent.parent)  # src/, so that the path below is relative
@@ -76,7 +77,8 @@ def test_recipe_data_follows_multi_turn(tmp_path: Path) -> None:
     more questions, at 0.0 exactly one."""
     from dataclasses import replace
 
-    from januspro.training.recipe import make_data, smoke_recipe
+    from januspro.training.build import make_data
+    from januspro.training.recipe import smoke_recipe
 
     def turns(multi_turn: float, folder: Path) -> set[int]:
         data = make_data(replace(smoke_recipe(), multi_turn=multi_turn), folder)
@@ -92,7 +94,8 @@ def test_recipe_data_follows_text_paragraphs(tmp_path: Path) -> None:
     by facts, at 0.0 none is."""
     from dataclasses import replace
 
-    from januspro.training.recipe import make_data, smoke_recipe
+    from januspro.training.build import make_data
+    from januspro.training.recipe import smoke_recipe
 
     def texts(share: float, folder: Path) -> list[str]:
         data = make_data(replace(smoke_recipe(), text_paragraphs=share), folder)
@@ -113,7 +116,8 @@ def test_recipe_data_follows_question_weights(tmp_path: Path) -> None:
     every type."""
     from dataclasses import replace
 
-    from januspro.training.recipe import make_data, smoke_recipe
+    from januspro.training.build import make_data
+    from januspro.training.recipe import smoke_recipe
 
     def questions(weights: dict[str, float] | None, folder: Path) -> set[str]:
         data = make_data(replace(smoke_recipe(), question_weights=weights), folder)
@@ -174,7 +178,8 @@ def test_recipe_vision_patch_sets_the_understanding_tokens(tmp_path: Path) -> No
     (the shipped recipe) and 8 x 8 at patch 8, while generation keeps its 8 x 8 VQ codes."""
     from dataclasses import replace
 
-    from januspro.training.recipe import make_data, make_model, smoke_recipe
+    from januspro.training.build import make_data, make_model
+    from januspro.training.recipe import smoke_recipe
 
     data = make_data(smoke_recipe(), tmp_path / "data")
     for patch, tokens in ((16, 16), (8, 64)):
@@ -199,7 +204,7 @@ def test_recipe_vision_patch_must_divide_the_image() -> None:
 def test_gen_embed_can_start_from_the_vq_codebook() -> None:
     from januspro.models.janus import JanusModel
     from januspro.testing import tiny_config
-    from januspro.training.recipe import init_gen_embed_from_codebook
+    from januspro.training.build import init_gen_embed_from_codebook
 
     torch.manual_seed(0)
     model = JanusModel(tiny_config())
@@ -249,3 +254,67 @@ def test_trained_vit_stage4_changes_only_stage_4() -> None:
     # Stages 0-3 and their components are untouched (so a build keeps the same binding draw).
     assert replace(trained, stage4_vit=recipe.stage4_vit, stage4_vit_images=recipe.stage4_vit_images,
                    stage4=recipe.stage4) == recipe
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_build_resumes_to_the_same_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build stopped in any phase (components, mid-stage, stage 4's ViT part, mid stage 4) and resumed with
+    `resume=True`, as often as it takes, makes bit for bit the model of an uninterrupted build: each finished
+    phase's checkpoint and RNG state, and the stages' own checkpoints, carry everything the rest depends on."""
+    import januspro.training.build as build
+    import januspro.training.loop as loop
+    from januspro.errors import InputError
+    from januspro.training.loop import STATE_FILE
+
+    straight = build_bundled(tmp_path / "straight", workdir=tmp_path / "work-straight", smoke=True, progress=False)
+
+    def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise Interrupted
+
+    def checkpoints_then_fail(after: int):  # noqa: ANN202
+        calls = []
+        original = loop._checkpoint
+
+        def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            original(*args, **kwargs)
+            calls.append(1)
+            if len(calls) == after:
+                raise Interrupted
+        return wrapped
+
+    out, work = tmp_path / "resumed", tmp_path / "work"
+    with pytest.raises(InputError, match="nothing to resume"):
+        build_bundled(out, workdir=work, smoke=True, progress=False, resume=True)
+    monkeypatch.setattr(build, "STAGE_SAVE_EVERY", 1)  # the stages checkpoint every step
+    breaks = [
+        (build, "train_vit", fail),  # in the components
+        (loop, "_checkpoint", checkpoints_then_fail(3)),  # in stage 1, after its first step's checkpoint
+        (build, "train_stage4_vit", fail),  # after the stages
+        (loop, "_checkpoint", checkpoints_then_fail(1)),  # in stage 4, after its first step
+    ]
+    for number, (module, name, replacement) in enumerate(breaks):
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, replacement)
+            with pytest.raises(Interrupted):
+                build_bundled(out, workdir=work, smoke=True, progress=False, resume=number > 0)
+    state = json.loads((work / "build_state.json").read_text())
+    assert state["done"] == ["data", "tokenizer", "components", "stages", "stage4_vit"]
+    assert (work / "stage4" / STATE_FILE).exists()  # stopped inside stage 4
+    with pytest.raises(InputError, match="another recipe"):
+        build_bundled(out, workdir=work, smoke=True, seed=1, progress=False, resume=True)
+    build_bundled(out, workdir=work, smoke=True, progress=False, resume=True)
+
+    for folder in ("train", "stage4"):  # the fp32 weights after the stages and after stage 4
+        a = januspro.load(tmp_path / "work-straight" / folder, device="cpu").model.state_dict()
+        b = januspro.load(work / folder, device="cpu").model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), folder
+    a, b = (januspro.load(path, device="cpu").model.state_dict() for path in (straight, out))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    card = json.loads((out / "training.json").read_text())
+    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip", "stage4_vit"}
+    stages = [line.split(",")[0] for line in (work / "train" / "loss.csv").read_text().splitlines()[1:]]
+    assert stages == [line.split(",")[0] for line in
+                      (tmp_path / "work-straight" / "train" / "loss.csv").read_text().splitlines()[1:]]

@@ -2,7 +2,7 @@
 
     januspro train --model PATH --data DIR --out DIR --stage stage3 [--steps N ...]
     januspro train --config run.json [--resume]
-    januspro train bundled --out DIR            # the shapes-world model, from scratch
+    januspro train bundled --out DIR [--resume] # the shapes-world model, from scratch (or where it stopped)
     januspro train vq-decoder --model PATH --data DIR --out DIR   # the VQ decoder only, on frozen codes
     torchrun --nproc_per_node 2 -m januspro.cli train ...   # data parallel (DDP; --strategy fsdp)
 
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (default: end of each stage)")
     parser.add_argument("--strict-data", action="store_true", help="fail on the first bad record instead of skipping it")
-    parser.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    parser.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out (bundled: the build in --workdir where it stopped)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     decoder = parser.add_argument_group("vq-decoder (--steps, --batch-size, --lr, --warmup-steps also apply)")
@@ -105,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.what == "bundled":
-        from januspro.training.recipe import build_bundled
+        from januspro.training.build import build_bundled
 
         out = Path(args.out) if args.out else None
         path = build_bundled(out, workdir=Path(args.workdir) if args.workdir else None, smoke=args.smoke,
-                             seed=args.seed, device=args.device, progress=not args.quiet)
+                             seed=args.seed, device=args.device, progress=not args.quiet, resume=args.resume)
         print(path)
         return 0
 

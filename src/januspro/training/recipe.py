@@ -1,52 +1,27 @@
 """The recipe of the bundled shapes-world model: everything from an empty folder to the
 checkpoint shipped in `januspro/assets/shapes-model`, with the same model classes as the
-official checkpoints (only smaller) and the same pipeline a user fine-tunes with.
+official checkpoints (only smaller) and the same pipeline a user fine-tunes with. `training.build`
+carries it out, phase by phase (resumable):
 
     januspro train bundled --out src/januspro/assets/shapes-model   # 80 min 40 s on 2 AMD EPYC cores (2026-12-06)
 
 Steps: shapes-world data (seeded) -> BPE tokenizer -> VQ tokenizer -> its decoder fine-tuned -> SigLIP-style ViT
 pre-training -> LLM plain-text pre-training -> stage 1 -> stage 2 -> stage 3 -> stage 4 (the ViT's dense loss, then an
 understanding fine-tune) -> export (bf16).
-Each step is a function, so that experiments can rerun one part. The figures in the comments are ShapesEval
-generation / answers on seeds 7777 / 4242 unless said; "docs" is docs/bundled-model.md, which has each run in full.
+The figures in the comments are ShapesEval generation / answers on seeds 7777 / 4242 unless said; "docs" is
+docs/bundled-model.md, which has each run in full.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import shutil
-import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass, field, replace
 
-import numpy as np
-import torch
-
-from januspro.bundled import BUNDLED_DIR
 from januspro.config import AlignerConfig, GenHeadConfig, JanusConfig, LanguageConfig, VisionConfig, VQConfig
-from januspro.device import pick_device
 from januspro.errors import InputError
-from januspro.models.janus import JanusModel
-from januspro.processing.chat_format import JANUS_PRO
-from januspro.processing.image import ImageProcessor, pil_to_pixels
-from januspro.processing.processor import JanusProcessor
-from januspro.shapes.world import IMAGE_SIZE, Scene
-from januspro.training.components import (
-    ComponentTrainConfig,
-    tag_blank_patches,
-    train_siglip,
-    train_vq,
-    tune_vq_decoder,
-)
-from januspro.training.config import GROUPS, StageConfig, TrainConfig, preset_stage
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from januspro.shapes.dataset import Sample
+from januspro.shapes.world import IMAGE_SIZE
+from januspro.training.components import ComponentTrainConfig
+from januspro.training.config import GROUPS, StageConfig, preset_stage
 
 log = logging.getLogger(__name__)
 
@@ -308,240 +283,3 @@ def smoke_recipe(seed: int = 0) -> Recipe:
         stage4_data={"t2i": 16, "understanding": 32, "text": 8},
         stage4=replace(_default_stage4(), steps=2, batch_size=8, warmup_steps=1),
     )
-
-
-def _texts_of(manifest: Path) -> list[str]:
-    """Every string the model will read or write: prompts, messages, text records."""
-    texts = []
-    with manifest.open(encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            if record["kind"] == "text":
-                texts.append(record["text"])
-            elif record["kind"] == "t2i":
-                texts.append(record["prompt"])
-            else:
-                texts += [m["content"].replace("<image_placeholder>\n", "") for m in record["messages"]]
-    return texts
-
-
-def make_data(recipe: Recipe, folder: Path) -> Path:
-    """The shapes-world dataset; returns its folder. Scenes are drawn with the world's KIND_WEIGHTS (single 0.4,
-    pair 0.4, count 0.2); a seed-2 build with 0.25 / 0.5 / 0.25 generated and answered worse (0.175 / 0.167 and
-    0.623 / 0.631 against 0.235 / 0.198 and 0.694 / 0.706, ShapesEval seeds 7777 / 4242)."""
-    from januspro.shapes.dataset import write_dataset
-
-    manifest = write_dataset(folder, seed=recipe.seed, n_t2i=recipe.scenes, n_understanding=2 * recipe.scenes,
-                             n_text=recipe.text_records, multi_turn=recipe.multi_turn,
-                             text_paragraphs=recipe.text_paragraphs, paragraph_chats=recipe.paragraph_chats,
-                             question_weights=recipe.question_weights,
-                             overwrite=True)
-    return manifest.parent
-
-
-def make_model(recipe: Recipe, data: Path, device: torch.device):  # type: ignore[no-untyped-def]
-    """Tokenizer (BPE over the dataset's texts), freshly initialised model, processor."""
-    from januspro.engine import Janus
-    from januspro.testing import train_tokenizer
-
-    tokenizer = train_tokenizer(_texts_of(data / "manifest.jsonl"), recipe.tokenizer_vocab, max_length=512)
-    vocab = (tokenizer.vocab_size + 63) // 64 * 64
-    config = bundled_config(vocab, recipe.hidden, recipe.layers, recipe.codebook, recipe.vision_patch)
-    torch.manual_seed(recipe.seed)
-    model = JanusModel(config)
-    model.initialize_weights()
-    model.to(device)
-    pixels = ImageProcessor(image_size=config.vision.image_size)  # what the understanding ViT reads
-    processor = JanusProcessor(tokenizer, pixels, JANUS_PRO, config.num_image_tokens,
-                               config.language.max_position_embeddings, system_prompt="", cfg_weight=BUNDLED_CFG_WEIGHT,
-                               image_temperature=BUNDLED_IMAGE_TEMPERATURE, caption_grammar="shapes-world",
-                               candidates=BUNDLED_CANDIDATES, ranking_shift=BUNDLED_RANKING_SHIFT)
-    return Janus(model, processor, name="shapes-world")
-
-
-def component_samples(recipe: Recipe, count: int | None = None) -> list[Sample]:
-    """The first `count` (default `recipe.component_images`) scenes and images of the stream the VQ and ViT
-    trainers learn from (their own stream of the recipe's seed; rendering 12,000 takes about 1.5 s)."""
-    from januspro.shapes.dataset import iter_samples
-
-    samples = iter_samples(recipe.seed, stream=7)
-    return [next(samples) for _ in range(recipe.component_images if count is None else count)]
-
-
-def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
-    """The pieces Janus takes off the shelf: the VQ tokenizer (its decoder then fine-tuned on its final codes) and
-    the understanding ViT."""
-    model = janus.model
-    device = model.gen_head.vision_head.weight.device
-    pairs = component_samples(recipe)
-    images = pil_to_pixels([s.image for s in pairs], model.config.gen_vision.image_size).to(device)
-    model.gen_vision_model.to(memory_format=torch.channels_last)
-    images = images.contiguous(memory_format=torch.channels_last)
-    history_vq = train_vq(model.gen_vision_model, images, recipe.vq, progress=progress)
-    finals = {"vq": history_vq[-1] if history_vq else {}}
-    if recipe.blank_patch_codes:
-        history_tags = tag_blank_patches(model.gen_vision_model, images, recipe.vq_blank_codes, progress=progress)
-        model.config = replace(model.config, gen_vision=model.gen_vision_model.config)
-        finals["vq_blank_codes"] = history_tags[-1] if history_tags else {}
-    if recipe.vq_decoder.steps:
-        history_decoder = tune_vq_decoder(model.gen_vision_model, images, recipe.vq_decoder, progress=progress)
-        finals["vq_decoder"] = history_decoder[-1]
-    model.gen_vision_model.to(memory_format=torch.contiguous_format)
-    if recipe.gen_embed_from_codebook:
-        init_gen_embed_from_codebook(model)
-    del images
-    return finals | {"siglip": train_vit(recipe, janus, [s.scene for s in pairs], [s.image for s in pairs], progress)}
-
-
-def train_vit(recipe: Recipe, janus, scenes: Sequence[Scene], images: Sequence[Image.Image],  # type: ignore[no-untyped-def]
-              progress: bool = True) -> dict[str, float]:
-    """SigLIP-style pre-training of the understanding ViT on `images` of `scenes` (phrases true of each scene,
-    plus the per-patch contents where `recipe.siglip.dense_weight` > 0); returns the final losses."""
-    from januspro.shapes.world import descriptions, patch_contents
-
-    model, processor = janus.model, janus.processor
-    device = model.vision_model.vision_tower.pos_embed.device
-    pixels = processor.image_processor(images).to(device)
-    index: dict[str, int] = {}
-    positives = [[index.setdefault(text, len(index)) for text in descriptions(scene)] for scene in scenes]
-    phrases = [processor.tokenizer.encode(text, add_bos=False) for text in index]
-    targets = None
-    if recipe.siglip.dense_weight > 0:
-        patch = model.config.vision.patch_size
-        targets = torch.from_numpy(np.stack([patch_contents(scene, patch, geometry=recipe.siglip.dense_geometry,
-                                                            relations=recipe.siglip.dense_relations)
-                                             for scene in scenes]))
-    history = train_siglip(model.vision_model.vision_tower, pixels, phrases, positives,
-                           model.config.language.vocab_size, recipe.siglip, progress=progress, patch_targets=targets)
-    return history[-1] if history else {}
-
-
-def init_gen_embed_from_codebook(model: JanusModel) -> None:
-    """Copy the VQ tokenizer's codebook (the vectors its decoder reads, l2-normalised where the VQ
-    normalises) into the LLM's generation input embedding, which has the same shape
-    [codebook_size, codebook_embed_dim]."""
-    with torch.no_grad():
-        model.gen_embed.weight.copy_(model.gen_vision_model.quantize.codebook())
-
-
-def train_stages(recipe: Recipe, janus, data: Path, out: Path, progress: bool = True) -> Path:  # type: ignore[no-untyped-def]
-    from januspro.training.loop import run_training
-
-    if out.exists():
-        shutil.rmtree(out)
-    train = TrainConfig(data=(str(data),), out=str(out), stages=recipe.stages, log_every=20)
-    return run_training(train, janus=janus, progress=progress)
-
-
-def tune_understanding(recipe: Recipe, janus, workdir: Path, progress: bool = True) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Stage 4 (`recipe.stage4`): the ViT's dense loss continued on the component images, then an
-    understanding-heavy stage on its own data in `workdir/data4`, trained in `workdir/stage4`. Its loss rows are
-    appended to the stages' `workdir/train/loss.csv` (as the stage after them) and the plot redrawn. Returns the
-    ViT's final losses."""
-    from januspro.shapes.dataset import write_dataset
-    from januspro.training.loop import append_loss_csv, run_training
-    from januspro.training.plot import plot_losses
-
-    if recipe.stage4 is None:
-        raise InputError("the recipe has no stage 4")
-    counts = recipe.stage4_data
-    vit: dict[str, float] = {}
-    if recipe.stage4_vit.steps:
-        pairs = component_samples(recipe, recipe.stage4_vit_images)
-        vit = train_vit(replace(recipe, siglip=recipe.stage4_vit), janus, [s.scene for s in pairs],
-                        [s.image for s in pairs], progress)
-        del pairs
-    data = write_dataset(workdir / "data4", seed=(recipe.seed + 11) % 1000, n_t2i=counts.get("t2i", 0),
-                         n_understanding=counts.get("understanding", 0), n_text=counts.get("text", 0),
-                         multi_turn=recipe.multi_turn, text_paragraphs=recipe.text_paragraphs,
-                         question_weights=recipe.stage4_question_weights,
-                         relation_inverse=recipe.stage4_relation_inverse, overwrite=True).parent
-    out = workdir / "stage4"
-    if out.exists():
-        shutil.rmtree(out)
-    run_training(TrainConfig(data=(str(data),), out=str(out), stages=(recipe.stage4,), log_every=20), janus=janus,
-                 progress=progress)
-    stages_csv = workdir / "train" / "loss.csv"
-    if (out / "loss.csv").exists():
-        with (out / "loss.csv").open(encoding="utf-8") as handle:
-            rows = [row | {"stage": len(recipe.stages)} for row in csv.DictReader(handle)]
-        append_loss_csv(stages_csv, rows)
-        plot_losses(stages_csv, workdir / "train" / "loss.png")
-    return vit
-
-
-def export(janus, out: Path, card: dict[str, Any], loss_png: Path | None = None) -> Path:  # type: ignore[no-untyped-def]
-    """Write the model in bf16 with a card saying how it was made, replacing `out`."""
-    tmp = out.parent / f".{out.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    janus.model.eval()
-    janus.save(tmp, dtype=torch.bfloat16)
-    if loss_png is not None and loss_png.exists():
-        shutil.copy(loss_png, tmp / "loss.png")
-    (tmp / "training.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
-
-
-def default_workdir(out: Path) -> Path:
-    """Where the data and stage checkpoints of a build that exports to `out` go: beside `out`,
-    but never inside the package (they would ship with it), however `out` is spelled."""
-    package = BUNDLED_DIR.resolve().parent.parent
-    work = out.parent / f"{out.name}-work"
-    return Path("runs/bundled-work") if work.resolve().is_relative_to(package) else work
-
-
-def build_bundled(
-    out: Path | None = None,
-    workdir: Path | None = None,
-    smoke: bool = False,
-    seed: int = 0,
-    device: str | None = None,
-    progress: bool = True,
-    recipe: Recipe | None = None,
-) -> Path:
-    """Train the shapes-world model from scratch and export it to `out` (default: the
-    package's bundled-model folder). Returns `out`."""
-    recipe = recipe or (smoke_recipe(seed) if smoke else Recipe(seed=seed))
-    if out is None:
-        if smoke:
-            raise InputError("give --out for a smoke run (it would overwrite the bundled model)")
-        out = BUNDLED_DIR
-    workdir = workdir if workdir is not None else default_workdir(out)
-    device_t = pick_device(device)
-    began = time.perf_counter()
-    timings: dict[str, float] = {}
-    marks = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        marks.append(time.perf_counter())
-        timings[name] = round(marks[-1] - marks[-2], 1)
-        log.info("%s done in %.1fs", name, timings[name])
-
-    data = make_data(recipe, workdir / "data")
-    lap("data")
-    janus = make_model(recipe, data, device_t)
-    lap("tokenizer")
-    finals = train_components(recipe, janus, progress)
-    lap("components")
-    train_stages(recipe, janus, data, workdir / "train", progress)
-    lap("stages")
-    if recipe.stage4 is not None:
-        finals["stage4_vit"] = tune_understanding(recipe, janus, workdir, progress)
-        lap("stage4")
-    timings["total"] = round(time.perf_counter() - began, 1)
-    card = {
-        "name": "januspro shapes-world model",
-        "command": "januspro train bundled" + (f" --seed {seed}" if seed else ""),
-        "recipe": asdict(recipe),
-        "seconds": timings,
-        "parameters": janus.model.num_parameters(),
-        "components_final": finals,
-        "torch": torch.__version__,
-    }
-    export(janus, out, card, workdir / "train" / "loss.png")
-    log.info("bundled model written to %s in %.0fs", out, timings["total"])
-    return out
