@@ -129,7 +129,7 @@ def test_recipe_data_follows_question_weights(tmp_path: Path) -> None:
 
 
 def test_relation_inverse_asks_the_inverse_relation(tmp_path: Path) -> None:
-    """`world.question(inverse=1)` names, for every `no` relation question, the inverse of the relation that holds;
+    """`language.question(inverse=1)` names, for every `no` relation question, the inverse of the relation that holds;
     the default names each relation that does not hold (the inverse one time in three). `write_dataset`'s
     `relation_inverse` (what `Recipe.stage4_relation_inverse` sets for stage 4's data) reaches its records, and
     out of [0, 1] is refused before any data is written."""
@@ -137,7 +137,8 @@ def test_relation_inverse_asks_the_inverse_relation(tmp_path: Path) -> None:
 
     from januspro.errors import InputError
     from januspro.shapes.dataset import iter_samples, write_dataset
-    from januspro.shapes.world import INVERSE, RELATIONS, question, relations_between, sample_scene
+    from januspro.shapes.language import question
+    from januspro.shapes.world import INVERSE, RELATIONS, relations_between, sample_scene
 
     rng = np.random.default_rng(3)
     named: dict[str, list[str]] = {"inverse": [], "default": []}

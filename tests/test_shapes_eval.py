@@ -19,7 +19,8 @@ from januspro.shapes.evaluate import (
     format_report, probe_scenes,
 )
 from januspro.shapes.judge import CATEGORIES, judge, scene_from_image
-from januspro.shapes.world import QUESTION_TYPES, answer, parse_prompt, render, scene_for_prompt
+from januspro.shapes.language import QUESTION_TYPES, answer, parse_prompt, scene_for_prompt
+from januspro.shapes.world import render
 
 
 @pytest.fixture()
@@ -311,7 +312,7 @@ def test_vision_probe_reads_a_trained_vit_and_not_a_random_one(tiny_janus, one_t
 
 
 def test_binding_probe_asks_only_questions_that_take_binding() -> None:
-    """Every probe question is about a pair scene and its right answer is the contract's (`world.answer`); each
+    """Every probe question is about a pair scene and its right answer is the contract's (`language.answer`); each
     scene brings the relation that holds, its inverse and the two of the other axis; a colour (shape) question
     names a shape (colour) that only one object has, and the other object's colour (shape) differs."""
     from januspro.shapes.binding_probe import probe_questions

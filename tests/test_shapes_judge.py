@@ -10,10 +10,8 @@ from PIL import Image
 
 from januspro.shapes.evaluate import eval_prompts
 from januspro.shapes.judge import CATEGORIES, classify_shape, detect, judge, judge_array, scene_from_image
-from januspro.shapes.world import (
-    PALETTE, Obj, ObjSpec, Scene, count_prompt, pair_prompt, parse_prompt, render, render_array, sample_scene,
-    scene_for_prompt, single_prompt,
-)
+from januspro.shapes.language import ObjSpec, count_prompt, pair_prompt, parse_prompt, scene_for_prompt, single_prompt
+from januspro.shapes.world import PALETTE, Obj, Scene, render, render_array, sample_scene
 
 
 def test_detect_recovers_every_object_of_a_render() -> None:

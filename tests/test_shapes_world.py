@@ -13,13 +13,15 @@ import pytest
 from PIL import Image
 
 from januspro.errors import InputError
-from januspro.shapes import world
+from januspro.shapes import language, world
 from januspro.shapes.dataset import HELD_OUT_SEED, iter_samples, read_records, text_record, write_dataset
 from januspro.shapes.judge import judge, scene_from_image
+from januspro.shapes.language import (
+    answer, normalize_answer, parse_prompt, prompts, question, question_types, questions,
+)
 from januspro.shapes.world import (
-    COLORS, PALETTE, POSITIONS, RELATIONS, SHAPES, Obj, Scene, answer, normalize_answer, parse_prompt, prompts,
-    question, question_types, questions, render, render_array, sample_count, sample_pair, sample_scene,
-    sample_single,
+    COLORS, PALETTE, POSITIONS, RELATIONS, SHAPES, Obj, Scene, render, render_array, sample_count, sample_pair,
+    sample_scene, sample_single,
 )
 
 COLOR_RE = "|".join(COLORS)
@@ -173,20 +175,20 @@ def test_prompts_describe_the_image_and_parse_back() -> None:
             first, second = specs[0], specs[1]
             assert first.objects[::-1] == second.objects and world.INVERSE[first.relation] == second.relation
         for spec in specs:  # every prompt of the scene stands for its caption, among others where it omits some
-            assert scene.caption in world.captions_for_prompt(spec.text)
-            assert len(world.captions_for_prompt(spec.text)) == (
+            assert scene.caption in language.captions_for_prompt(spec.text)
+            assert len(language.captions_for_prompt(spec.text)) == (
                 (1 if spec.objects[0].size else 2) * (1 if spec.objects[0].position else 9) if scene.kind == "single" else 1)
     assert parse_prompt("A red circle.").text == "a red circle"
     for bad in ("a pink circle", "a red circle to the left of a red circle", "four red circles", "a circle"):
         with pytest.raises(ValueError):
             parse_prompt(bad)
-    assert world.scene_for_prompt(parse_prompt("a small red circle in the top left"), rng).caption == \
+    assert language.scene_for_prompt(parse_prompt("a small red circle in the top left"), rng).caption == \
         "a small red circle in the top left"
-    assert world.captions_for_prompt("An image of a blue square below a red circle.") == \
+    assert language.captions_for_prompt("An image of a blue square below a red circle.") == \
         ("a red circle above a blue square",)
-    assert world.captions_for_prompt("a large red circle") == tuple(f"a large red circle in the {p}" for p in POSITIONS)
+    assert language.captions_for_prompt("a large red circle") == tuple(f"a large red circle in the {p}" for p in POSITIONS)
     with pytest.raises(ValueError, match="not a shapes-world prompt"):
-        world.captions_for_prompt("a cat")
+        language.captions_for_prompt("a cat")
 
 
 def test_patch_contents_marks_the_patches_each_object_covers() -> None:
@@ -263,24 +265,24 @@ def test_descriptions_are_exactly_the_phrases_true_of_the_scene() -> None:
     red_circle = Obj("red", "circle", "small", 5, 30)
     blue_square = Obj("blue", "square", "large", 35, 28)
     pair = Scene((red_circle, blue_square))
-    assert world.descriptions(pair) == (
+    assert language.descriptions(pair) == (
         "a circle", "a red object", "a red circle", "a small circle",
         "a square", "a blue object", "a blue square", "a large square",
         "two shapes", "a red circle to the left of a blue square",
     )
-    assert world.descriptions(Scene((red_circle,)))[-2:] == ("one shape", "a small red circle in the left")
+    assert language.descriptions(Scene((red_circle,)))[-2:] == ("one shape", "a small red circle in the left")
     # A phrase of one scene is in another scene's descriptions exactly when it is true there.
     all_scenes = scenes(300)
     for scene in all_scenes[:40]:
         shapes_in = {o.shape for o in scene.objects}
         colors_in = {o.color for o in scene.objects}
         for other in all_scenes[:40]:
-            for phrase in world.descriptions(other):
+            for phrase in language.descriptions(other):
                 words = phrase.split()
                 if len(words) == 2 and words[1] in SHAPES:
-                    assert (phrase in world.descriptions(scene)) == (words[1] in shapes_in)
+                    assert (phrase in language.descriptions(scene)) == (words[1] in shapes_in)
                 if words[-1] == "object":
-                    assert (phrase in world.descriptions(scene)) == (words[1] in colors_in)
+                    assert (phrase in language.descriptions(scene)) == (words[1] in colors_in)
 
 
 def test_questions_answers_are_right_on_ground_truth() -> None:
@@ -289,7 +291,7 @@ def test_questions_answers_are_right_on_ground_truth() -> None:
     for scene in scenes(500, seed=7):
         seen = scene_from_image(render(scene))  # answers must follow from the pixels alone
         assert {q.qtype for q in questions(scene, rng)} == set(question_types(scene))
-        for qtype in world.QUESTION_TYPES:
+        for qtype in language.QUESTION_TYPES:
             qa = question(scene, qtype, rng)
             if qa is None:
                 assert qtype not in question_types(scene)
@@ -392,7 +394,7 @@ def test_text_paragraphs_are_a_prompt_and_true_facts(tmp_path: Path) -> None:
     for _ in range(150):
         scene = sample_scene(rng)
         head, *facts = text_record(scene, rng, paragraph=True)["text"].split(". ")
-        assert head in {p.text for p in world.prompts(scene)}
+        assert head in {p.text for p in language.prompts(scene)}
         assert 2 <= len(facts) <= 3 and scene.caption not in facts
         probe = np.random.default_rng(0)
         true = {qa.statement for t in question_types(scene) for _ in range(100)
@@ -421,7 +423,7 @@ def test_paragraph_chats_ask_the_prompt_and_answer_the_facts(tmp_path: Path) -> 
     chat = text_record(scene, rng, paragraph=True, chat=True)
     assert chat["kind"] == "understanding" and chat["images"] == []
     (user, assistant) = chat["messages"]
-    assert user["role"] == "user" and user["content"] in {p.text for p in world.prompts(scene)}
+    assert user["role"] == "user" and user["content"] in {p.text for p in language.prompts(scene)}
     assert assistant["role"] == "assistant" and 2 <= len(assistant["content"].split(". ")) <= 3
     with pytest.raises(InputError, match="paragraph"):
         text_record(scene, rng, chat=True)
@@ -472,7 +474,7 @@ def test_question_weights_set_how_often_each_type_is_asked(tmp_path: Path) -> No
     for line in (tmp_path / "m" / "manifest.jsonl").read_text().splitlines():
         types = [question_type_of(m["content"]) for m in json.loads(line).get("messages", [])[::2]]
         assert "exists" not in types and len(types) == len(set(types))
-    for bad in ({"colour": 1.0}, {"exists": -1.0}, dict.fromkeys(world.QUESTION_TYPES, 0.0)):
+    for bad in ({"colour": 1.0}, {"exists": -1.0}, dict.fromkeys(language.QUESTION_TYPES, 0.0)):
         with pytest.raises(InputError, match="question"):
             write_dataset(tmp_path / "x", seed=3, n_t2i=1, n_understanding=1, n_text=0, question_weights=bad)
 

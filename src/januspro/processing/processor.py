@@ -29,7 +29,7 @@ DEFAULT_IMAGE_TEMPERATURE = 1.0
 
 
 def _shapes_world_captions(prompt: str) -> tuple[str, ...]:
-    from januspro.shapes.world import captions_for_prompt  # (the world module loads only for a model that names it)
+    from januspro.shapes.language import captions_for_prompt  # (loads only for a model that names it)
 
     return captions_for_prompt(prompt)
 
@@ -192,7 +192,7 @@ class JanusProcessor:
 
     def ranking_descriptions(self, prompt: str) -> tuple[str, ...]:
         """The answers to `Describe the image.` that an image fitting `prompt` may get: with a caption grammar
-        and a prompt in it, the captions the model was taught for such images (`shapes.world.captions_for_prompt`);
+        and a prompt in it, the captions the model was taught for such images (`shapes.language.captions_for_prompt`);
         otherwise the prompt itself."""
         if self.caption_grammar is not None:
             try:

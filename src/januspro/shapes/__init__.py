@@ -1,7 +1,9 @@
 """The shapes world of the bundled model (`shared/shapes-world.md`) and its evaluator.
 
-- `world`: palette, shapes, sizes, grid; seeded scene sampling, exact rendering, captions,
-  generation prompts (`PromptSpec`), short true phrases (`descriptions`), questions and answers.
+- `world`: palette, shapes, sizes, grid; seeded scene sampling, exact rendering, captions, and
+  the per-patch contents the understanding ViT learns (`patch_contents`).
+- `language`: generation prompts (`PromptSpec`) and the captions they stand for, short true
+  phrases (`descriptions`), questions and answers.
 - `judge`: ShapesEval's image judge (objects of an image, checked against a prompt).
 - `dataset`: training data in the pipeline's JSONL + PNG format, or as an in-memory stream.
 - `evaluate`: ShapesEval on a loaded `Janus` (reports and text tables); `cli`: `januspro eval`.
@@ -19,10 +21,13 @@ from typing import Any
 
 _EXPORTS = {
     "world": [
-        "PALETTE", "COLORS", "SHAPES", "SIZES", "POSITIONS", "RELATIONS", "QUESTION_TYPES", "Obj", "Scene",
-        "ObjSpec", "PromptSpec", "QA", "sample_scene", "sample_single", "sample_pair", "sample_count", "render",
-        "render_array", "prompts", "descriptions", "parse_prompt", "scene_for_prompt", "question", "questions",
-        "question_types", "answer", "normalize_answer",
+        "PALETTE", "COLORS", "SHAPES", "SIZES", "POSITIONS", "RELATIONS", "Obj", "Scene", "sample_scene",
+        "sample_single", "sample_pair", "sample_count", "render", "render_array", "patch_contents",
+    ],
+    "language": [
+        "QUESTION_TYPES", "ObjSpec", "PromptSpec", "QA", "prompts", "descriptions", "parse_prompt",
+        "captions_for_prompt", "scene_for_prompt", "question", "questions", "question_types", "answer",
+        "normalize_answer",
     ],
     "judge": ["CATEGORIES", "Detected", "Judgement", "detect", "judge_image", "scene_from_image"],
     "dataset": ["HELD_OUT_SEED", "Sample", "iter_samples", "write_dataset", "read_records"],

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from januspro.shapes.evaluate import EVAL_SEED, Progress
-from januspro.shapes.world import INVERSE, RELATIONS, Scene, normalize_answer, relations_between, render, sample_scene
+from januspro.shapes.language import normalize_answer
+from januspro.shapes.world import INVERSE, RELATIONS, Scene, relations_between, render, sample_scene
 
 if TYPE_CHECKING:
     from januspro.engine import Janus

@@ -13,7 +13,7 @@ paths in records are relative to the manifest's folder. `write_dataset` writes
                   {"role": "assistant", "content": "red"}, ...]}
         questions about one image, 1 to 3 user/assistant turns; the image comes with the first.
     {"kind": "t2i", "prompt": "a red circle", "image": "images/000002.png"}
-        text-to-image: any prompt that describes the image (`world.prompts`).
+        text-to-image: any prompt that describes the image (`language.prompts`).
 
 Each scene image is written once and used by one t2i record and `questions_per_image`
 understanding records (as many images as the larger need asks for). Question types are drawn
@@ -36,19 +36,8 @@ import numpy as np
 from PIL import Image
 
 from januspro.errors import InputError
-from januspro.shapes.world import (
-    KIND_WEIGHTS,
-    QA,
-    QUESTION_TYPES,
-    PromptSpec,
-    Scene,
-    prompts,
-    question,
-    question_types,
-    questions,
-    render,
-    sample_scene,
-)
+from januspro.shapes.language import QA, QUESTION_TYPES, PromptSpec, prompts, question, question_types, questions
+from januspro.shapes.world import KIND_WEIGHTS, Scene, render, sample_scene
 
 HELD_OUT_SEED = 7000
 IMAGE_TOKEN = "<image_placeholder>"
@@ -90,7 +79,7 @@ def iter_samples(
 
 
 def _any_prompt(scene: Scene, rng: np.random.Generator) -> str:
-    """A uniformly drawn generation prompt of the scene (`world.prompts`)."""
+    """A uniformly drawn generation prompt of the scene (`language.prompts`)."""
     options = prompts(scene)
     return options[int(rng.integers(len(options)))].text
 
@@ -104,7 +93,7 @@ def understanding_record(scene: Scene, image_path: str, rng: np.random.Generator
                          weights: Mapping[str, float] | None = None, relation_inverse: float = 0.0) -> dict[str, Any]:
     """A conversation of `turns` fresh questions of different types about one image, the types
     drawn uniformly among those that apply, or in proportion to `weights` (without replacement);
-    `relation_inverse`: `world.question`'s `inverse`."""
+    `relation_inverse`: `language.question`'s `inverse`."""
     types = question_types(scene)
     if weights is None:
         order = rng.permutation(len(types))[:turns]
@@ -188,7 +177,7 @@ def write_dataset(
     left out weigh 1; a scene whose applicable types all weigh 0 is asked them uniformly; None:
     uniform, the data stream of datasets written before the option);
     relation_inverse: share of `no` relation questions that name the inverse relation
-    (`world.question`; 0: the data stream of datasets written before the option);
+    (`language.question`; 0: the data stream of datasets written before the option);
     weights: scene kinds single, pair, count. Refuses a folder that already has a manifest
     unless `overwrite` (which first removes the manifest and images/*.png)."""
     check_seed(seed, allow_held_out)

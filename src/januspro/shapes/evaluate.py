@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 from januspro.errors import InputError
 from januspro.shapes.judge import CATEGORIES, judge
-from januspro.shapes.world import (
-    COLORS, IMAGE_SIZE, INVERSE, POSITIONS, QA, QUESTION_TYPES, SHAPES, ObjSpec, PromptSpec, Scene, count_prompt,
-    normalize_answer, pair_prompt, prompts, question, render, sample_pair, sample_scene, sample_single,
+from januspro.shapes.language import (
+    QA, QUESTION_TYPES, ObjSpec, PromptSpec, count_prompt, normalize_answer, pair_prompt, prompts, question,
     single_prompt,
+)
+from januspro.shapes.world import (
+    COLORS, IMAGE_SIZE, INVERSE, POSITIONS, SHAPES, Scene, render, sample_pair, sample_scene, sample_single,
 )
 
 if TYPE_CHECKING:

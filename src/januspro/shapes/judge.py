@@ -7,7 +7,7 @@ palette colour nearest its mean RGB; shape from the fill ratio of its bounding b
 the grid cell of its centre. Size (not fixed by the contract): `large` when the longer side of
 the bounding box is at least 17 px (halfway between 12 and 22), else `small`.
 
-A prompt (`world.PromptSpec`) is judged by its category:
+A prompt (`language.PromptSpec`) is judged by its category:
 - single_object: exactly one object, colour and shape right, size and position where given;
 - colors: exactly one object, of the named colour (its shape is not checked);
 - counting: exactly N objects, all of the named colour and shape;
@@ -32,9 +32,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from januspro.shapes.world import (
-    IMAGE_SIZE, PALETTE, SIZES, Obj, PromptSpec, Scene, position_name, relation_holds,
-)
+from januspro.shapes.language import PromptSpec
+from januspro.shapes.world import IMAGE_SIZE, PALETTE, SIZES, Obj, Scene, position_name, relation_holds
 
 WHITE_DISTANCE = 60.0
 MIN_PIXELS = 20

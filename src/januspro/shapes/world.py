@@ -1,17 +1,15 @@
 """The shapes world: procedural 64x64 scenes of coloured circles, squares and triangles.
 
-This module is the executable form of the contract in `shared/shapes-world.md`: palette,
-shapes, sizes, the 3x3 grid, seeded scene sampling, exact rendering, canonical captions,
-generation prompts and question/answer pairs. Everything is a deterministic function of a
-`numpy.random.Generator`, so a seed names a dataset.
+This module and `shapes.language` are the executable form of the contract in
+`shared/shapes-world.md`. Here: palette, shapes, sizes, the 3x3 grid, seeded scene sampling,
+exact rendering, canonical captions and the per-patch contents the understanding ViT learns;
+`language` has the generation prompts, the phrases, questions and answers about a scene.
+Everything is a deterministic function of a `numpy.random.Generator`, so a seed names a dataset.
 
     rng = np.random.default_rng(0)
     scene = sample_scene(rng)             # Scene(objects=(Obj(...), ...))
     image = render(scene)                 # 64x64 RGB PIL image
     scene.caption                         # 'a small red circle in the top left'
-    prompts(scene)                        # every generation prompt (PromptSpec) of the image
-    descriptions(scene)                   # short phrases true of it ('a circle', 'two shapes', ...)
-    questions(scene, rng)                 # one QA per applicable question type
 
 Geometry: pixel (x, y) has integer coordinates, x to the right, y down. An object's bounding
 box is [x, x+side-1] x [y, y+side-1] and its centre the centre of that box, a half-integer.
@@ -30,7 +28,6 @@ Scene kinds, each with one canonical caption that is a function of the image alo
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -67,7 +64,6 @@ MAX_OFF_AXIS = 8  # pair scenes: the generator keeps the other axis within this 
 NUMBER_WORDS: dict[int, str] = {1: "one", 2: "two", 3: "three"}
 KINDS: tuple[str, ...] = ("single", "pair", "count")
 KIND_WEIGHTS: tuple[float, ...] = (0.4, 0.4, 0.2)
-PREFIX = "an image of "
 
 Color = str
 Shape = str
@@ -95,7 +91,8 @@ def relation_holds(relation: str, a: tuple[float, float], b: tuple[float, float]
     return relation in relations_between(a, b)
 
 
-def _check_name(value: str, allowed: Sequence[str], what: str) -> None:
+def check_name(value: str, allowed: Sequence[str], what: str) -> None:
+    """Raise ValueError naming the allowed values where `value` is not one of them."""
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}; one of {', '.join(allowed)}")
 
@@ -120,9 +117,9 @@ class Obj:
     y: int
 
     def __post_init__(self) -> None:
-        _check_name(self.color, COLORS, "colour")
-        _check_name(self.shape, SHAPES, "shape")
-        _check_name(self.size, tuple(SIZES), "size")
+        check_name(self.color, COLORS, "colour")
+        check_name(self.shape, SHAPES, "shape")
+        check_name(self.size, tuple(SIZES), "size")
 
     @property
     def side(self) -> int:
@@ -233,7 +230,8 @@ def _corners(side: int, cell: int | None) -> tuple[int, ...]:
     return tuple(c for c in coords if lo + 1 <= c + (side - 1) / 2 < hi)
 
 
-def _pick(rng: np.random.Generator, options: Sequence) -> object:  # type: ignore[type-arg]
+def choose(rng: np.random.Generator, options: Sequence) -> object:  # type: ignore[type-arg]
+    """One of `options`, uniformly (one draw of `rng`)."""
     return options[int(rng.integers(len(options)))]
 
 
@@ -250,22 +248,22 @@ def sample_single(
     position: str | None = None,
 ) -> Scene:
     """One object; unspecified attributes are drawn uniformly (position by grid cell)."""
-    color = color or _pick(rng, COLORS)
-    shape = shape or _pick(rng, SHAPES)
-    size = size or _pick(rng, tuple(SIZES))
-    position = position or _pick(rng, POSITIONS)
-    _check_name(position, POSITIONS, "position")
+    color = color or choose(rng, COLORS)
+    shape = shape or choose(rng, SHAPES)
+    size = size or choose(rng, tuple(SIZES))
+    position = position or choose(rng, POSITIONS)
+    check_name(position, POSITIONS, "position")
     row, column = divmod(POSITIONS.index(position), 3)
     side = SIZES[size]  # type: ignore[index]
-    x = _pick(rng, _corners(side, column))
-    y = _pick(rng, _corners(side, row))
+    x = choose(rng, _corners(side, column))
+    y = choose(rng, _corners(side, row))
     return Scene((Obj(color, shape, size, x, y),))  # type: ignore[arg-type]
 
 
 def _other(rng: np.random.Generator, than: tuple[Color, Shape] | None) -> tuple[Color, Shape]:
     """A uniformly drawn (colour, shape) other than `than`."""
     while True:
-        drawn = (_pick(rng, COLORS), _pick(rng, SHAPES))
+        drawn = (choose(rng, COLORS), choose(rng, SHAPES))
         if drawn != than:
             return drawn  # type: ignore[return-value]
 
@@ -284,9 +282,9 @@ def sample_pair(
         second = _other(rng, first)
     if first == second:
         raise ValueError("the two objects of a pair scene differ in colour or shape")
-    relation = relation or _pick(rng, RELATIONS)
-    _check_name(relation, RELATIONS, "relation")
-    sa, sb = SIZES[_pick(rng, tuple(SIZES))], SIZES[_pick(rng, tuple(SIZES))]  # type: ignore[index]
+    relation = relation or choose(rng, RELATIONS)
+    check_name(relation, RELATIONS, "relation")
+    sa, sb = SIZES[choose(rng, tuple(SIZES))], SIZES[choose(rng, tuple(SIZES))]  # type: ignore[index]
     forward = relation in ("to the left of", "above")  # second at the larger coordinate
     limit = IMAGE_SIZE - GAP  # one past the last usable pixel
     # Along the relation axis: first, a gap of GAP, then second (or the reverse).
@@ -316,13 +314,13 @@ def sample_count(
     n = n or _randint(rng, 2, 3)
     if n not in (2, 3):
         raise ValueError(f"counting scenes have 2 or 3 objects, not {n}")
-    color = color or _pick(rng, COLORS)
-    shape = shape or _pick(rng, SHAPES)
+    color = color or choose(rng, COLORS)
+    shape = shape or choose(rng, SHAPES)
     coords = _corners(SIZES["small"], None)
     while True:
         objs: list[Obj] = []
         for _ in range(100):
-            o = Obj(color, shape, "small", _pick(rng, coords), _pick(rng, coords))  # type: ignore[arg-type]
+            o = Obj(color, shape, "small", choose(rng, coords), choose(rng, coords))  # type: ignore[arg-type]
             if all(separated(o, p) for p in objs):
                 objs.append(o)
                 if len(objs) == n:
@@ -333,7 +331,7 @@ def sample_scene(rng: np.random.Generator, kind: str | None = None, weights: Seq
     """A random scene of `kind` (default: drawn with `weights` over single, pair, count)."""
     if kind is None:
         kind = KINDS[int(rng.choice(len(KINDS), p=np.asarray(weights, dtype=float) / sum(weights)))]
-    _check_name(kind, KINDS, "scene kind")
+    check_name(kind, KINDS, "scene kind")
     return {"single": sample_single, "pair": sample_pair, "count": sample_count}[kind](rng)
 
 
@@ -374,89 +372,7 @@ def render(scene: Scene) -> Image.Image:
     return Image.fromarray(render_array(scene), "RGB")
 
 
-# ---------------------------------------------------------------------------- prompts
-
-
-@dataclass(frozen=True)
-class ObjSpec:
-    """A named object of a prompt; size and position only when the prompt gives them."""
-
-    color: Color
-    shape: Shape
-    size: str | None = None
-    position: str | None = None
-
-    def phrase(self) -> str:
-        size = f"{self.size} " if self.size else ""
-        where = f" in the {self.position}" if self.position else ""
-        return f"a {size}{self.color} {self.shape}{where}"
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """A generation prompt with its meaning, which ShapesEval's judge checks images against.
-
-    category: the ShapesEval category (single_object, two_objects, counting, colors,
-    position, color_attribution); relation: from objects[0] to objects[1]; count: counting."""
-
-    category: str
-    text: str
-    objects: tuple[ObjSpec, ...]
-    relation: str | None = None
-    count: int | None = None
-
-
-def single_prompt(obj: ObjSpec, prefix: bool = False, category: str = "single_object") -> PromptSpec:
-    return PromptSpec(category, (PREFIX if prefix else "") + obj.phrase(), (obj,))
-
-
-def pair_prompt(
-    first: tuple[Color, Shape], relation: str, second: tuple[Color, Shape], prefix: bool = False,
-    category: str = "two_objects",
-) -> PromptSpec:
-    a, b = ObjSpec(*first), ObjSpec(*second)
-    return PromptSpec(category, f"{PREFIX if prefix else ''}{a.phrase()} {relation} {b.phrase()}", (a, b), relation)
-
-
-def count_prompt(n: int, color: Color, shape: Shape, prefix: bool = False, category: str = "counting") -> PromptSpec:
-    text = f"{PREFIX if prefix else ''}{NUMBER_WORDS[n]} {color} {shape}s"
-    return PromptSpec(category, text, (ObjSpec(color, shape),), count=n)
-
-
-def prompts(scene: Scene) -> tuple[PromptSpec, ...]:
-    """Every generation prompt that describes the scene's image; the canonical caption first.
-
-    single: with and without size and/or position; pair: canonical naming and the reversed
-    naming with the inverse relation; each also with `an image of ` in front."""
-    if scene.kind == "single":
-        o = scene.objects[0]
-        objs = [ObjSpec(o.color, o.shape, size, where) for size in (o.size, None) for where in (o.position, None)]
-        bare = [single_prompt(s) for s in objs]
-    elif scene.kind == "count":
-        o = scene.objects[0]
-        bare = [count_prompt(len(scene.objects), o.color, o.shape)]
-    else:
-        a, b = scene.ordered()
-        rel = scene.relation or ""
-        bare = [pair_prompt((a.color, a.shape), rel, (b.color, b.shape)),
-                pair_prompt((b.color, b.shape), INVERSE[rel], (a.color, a.shape))]
-    return tuple(bare) + tuple(PromptSpec(p.category, PREFIX + p.text, p.objects, p.relation, p.count) for p in bare)
-
-
-def descriptions(scene: Scene) -> tuple[str, ...]:
-    """Short phrases true of the scene, for the ViT's contrastive pre-training: per object its
-    shape, colour, colour and shape, size and shape (`a circle`, `a red object`, `a red circle`,
-    `a small circle`), the object count (`two shapes`) and the canonical caption. A phrase is
-    true of exactly the scenes whose descriptions hold it, so every (image, phrase) pair of a
-    batch can be scored, not only an image with its own caption."""
-    phrases: dict[str, None] = {}  # ordered set
-    for o in scene.objects:
-        for text in (f"a {o.shape}", f"a {o.color} object", f"a {o.color} {o.shape}", f"a {o.size} {o.shape}"):
-            phrases[text] = None
-    count = len(scene.objects)
-    phrases[f"{NUMBER_WORDS[count]} shape" + ("s" if count > 1 else "")] = None
-    phrases[scene.caption] = None
-    return tuple(phrases)
+# ---------------------------------------------------------------- what the understanding ViT learns
 
 
 # Steps of the geometry columns of `patch_contents`: "the object's centre lies right of / below x px", x = 8, 16, ... 56.
@@ -503,210 +419,3 @@ def patch_contents(scene: Scene, patch: int, min_pixels: int = 4, geometry: bool
             stands = np.array([r in held for r in RELATIONS], dtype=np.float32)
             out[covered, first_relation:] = np.maximum(out[covered, first_relation:], stands)
     return out
-
-
-def scene_for_prompt(spec: PromptSpec, rng: np.random.Generator) -> Scene:
-    """A random scene whose image the prompt describes (what a perfect generator would draw)."""
-    if spec.count is not None:
-        o = spec.objects[0]
-        return sample_count(rng, spec.count, o.color, o.shape)
-    if len(spec.objects) == 2:
-        a, b = spec.objects
-        return sample_pair(rng, (a.color, a.shape), (b.color, b.shape), spec.relation)
-    o = spec.objects[0]
-    return sample_single(rng, o.color, o.shape, o.size, o.position)
-
-
-_COLOR_RE = "|".join(COLORS)
-_SHAPE_RE = "|".join(SHAPES)
-_PROMPT_RES = (
-    ("count", re.compile(rf"(two|three) ({_COLOR_RE}) ({_SHAPE_RE})s")),
-    ("pair", re.compile(rf"a ({_COLOR_RE}) ({_SHAPE_RE}) ({'|'.join(RELATIONS)}) a ({_COLOR_RE}) ({_SHAPE_RE})")),
-    ("single", re.compile(rf"a (?:(small|large) )?({_COLOR_RE}) ({_SHAPE_RE})(?: in the ({'|'.join(POSITIONS)}))?")),
-)
-
-
-def parse_prompt(text: str, category: str | None = None) -> PromptSpec:
-    """The PromptSpec of a prompt in the world's grammar (case and a final period ignored);
-    ValueError if it is not one. Default category: single_object, two_objects or counting."""
-    clean = " ".join(text.lower().split()).rstrip(".")
-    body = clean[len(PREFIX):] if clean.startswith(PREFIX) else clean
-    for kind, pattern in _PROMPT_RES:
-        m = pattern.fullmatch(body)
-        if not m:
-            continue
-        if kind == "count":
-            spec = count_prompt({"two": 2, "three": 3}[m[1]], m[2], m[3])
-        elif kind == "pair":
-            if (m[1], m[2]) == (m[4], m[5]):
-                raise ValueError(f"{text!r}: the two objects must differ in colour or shape")
-            spec = pair_prompt((m[1], m[2]), m[3], (m[4], m[5]))
-        else:
-            spec = single_prompt(ObjSpec(m[2], m[3], m[1], m[4]))
-        return PromptSpec(category or spec.category, clean, spec.objects, spec.relation, spec.count)
-    raise ValueError(f"{text!r} is not a shapes-world prompt")
-
-
-def captions_for_prompt(text: str) -> tuple[str, ...]:
-    """Every canonical caption (`Scene.caption`, the answer to `Describe the image.`) of an image the
-    prompt describes: a prompt without size or position stands for each of them (18 captions for
-    `a red circle`), a pair prompt for its one caption in naming order (`a blue square to the right of
-    a red circle` -> `a red circle to the left of a blue square`). ValueError if `text` is not a
-    prompt of the world. Ranking generated samples by the likelihood of these, instead of the
-    prompt's own wording, asks the model what it was taught to say."""
-    spec = parse_prompt(text)
-    if spec.count is not None:
-        o = spec.objects[0]
-        return (f"{NUMBER_WORDS[spec.count]} {o.color} {o.shape}s",)
-    if spec.relation is not None:
-        a, b = spec.objects
-        in_order = naming_order(a.color, a.shape) < naming_order(b.color, b.shape)
-        first, relation, second = (a, spec.relation, b) if in_order else (b, INVERSE[spec.relation], a)
-        return (f"a {first.color} {first.shape} {relation} a {second.color} {second.shape}",)
-    o = spec.objects[0]
-    sizes = (o.size,) if o.size else tuple(SIZES)
-    positions = (o.position,) if o.position else POSITIONS
-    return tuple(f"a {size} {o.color} {o.shape} in the {where}" for size in sizes for where in positions)
-
-
-# -------------------------------------------------------------------------- questions
-
-QUESTION_TYPES: tuple[str, ...] = ("color", "shape", "count", "position", "exists", "relation", "describe")
-
-
-@dataclass(frozen=True)
-class QA:
-    """A question about a scene, its short answer, and the same fact as a plain sentence."""
-
-    qtype: str
-    question: str
-    answer: str
-    statement: str
-
-
-def _unique(scene: Scene, **attrs: str) -> Obj | None:
-    found = [o for o in scene.objects if all(getattr(o, k) == v for k, v in attrs.items())]
-    return found[0] if len(found) == 1 else None
-
-
-def question(scene: Scene, qtype: str, rng: np.random.Generator, yes: bool | None = None,
-             inverse: float = 0.0) -> QA | None:
-    """A random question of `qtype` about the scene, or None where the type does not apply.
-    `yes` forces the answer of exists/relation questions (default: a fair coin). `inverse`: the share of
-    relation questions answered `no` that name the inverse of the relation that holds (`Is the red circle to the
-    right of the blue square?` where it is to the left), the negative that takes knowing which object is where and
-    not only how the pair is laid out; the rest name one of the three relations that do not hold (0, the default
-    and ShapesEval's: only those, so one in three is the inverse, and no extra draw)."""
-    _check_name(qtype, QUESTION_TYPES, "question type")
-    objs = scene.objects
-    if qtype == "color":
-        options = [o for o in objs if _unique(scene, shape=o.shape)]
-        if not options:
-            return None
-        o = _pick(rng, options)
-        return QA(qtype, f"What color is the {o.shape}?", o.color, f"the {o.shape} is {o.color}")  # type: ignore[union-attr]
-    if qtype == "shape":
-        options = [o for o in objs if _unique(scene, color=o.color)]
-        if not options:
-            return None
-        o = _pick(rng, options)
-        return QA(qtype, f"What shape is the {o.color} object?", o.shape, f"the {o.color} object is a {o.shape}")  # type: ignore[union-attr]
-    if qtype == "count":
-        n = len(objs)
-        said = "there is one shape" if n == 1 else f"there are {NUMBER_WORDS[n]} shapes"
-        return QA(qtype, "How many shapes are there?", NUMBER_WORDS[n], said)
-    if qtype == "position":
-        if scene.kind != "single":
-            return None
-        o = objs[0]
-        return QA(qtype, f"Where is the {o.name}?", o.position, f"the {o.name} is in the {o.position}")
-    if qtype == "describe":
-        return QA(qtype, "Describe the image.", scene.caption, scene.caption)
-    yes = bool(rng.integers(2)) if yes is None else yes
-    if qtype == "exists":
-        present = sorted({(o.color, o.shape) for o in objs})
-        absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
-        color, shape = _pick(rng, present if yes else absent)  # type: ignore[misc]
-        said = f"there is a {color} {shape}" if yes else f"there is no {color} {shape}"
-        return QA(qtype, f"Is there a {color} {shape}?", "yes" if yes else "no", said)
-    if scene.kind != "pair":  # relation
-        return None
-    a, b = objs if rng.integers(2) else objs[::-1]
-    held = relations_between(a.center, b.center)
-    if not yes and inverse > 0 and rng.random() < inverse:
-        relation = INVERSE[held[0]]
-    else:
-        relation = _pick(rng, held if yes else [r for r in RELATIONS if r not in held])
-    said = f"the {a.name} is {'' if yes else 'not '}{relation} the {b.name}"
-    return QA(qtype, f"Is the {a.name} {relation} the {b.name}?", "yes" if yes else "no", said)
-
-
-def question_types(scene: Scene) -> tuple[str, ...]:
-    """The question types that apply to the scene, in QUESTION_TYPES order."""
-    applies = {
-        "color": any(_unique(scene, shape=o.shape) for o in scene.objects),
-        "shape": any(_unique(scene, color=o.color) for o in scene.objects),
-        "position": scene.kind == "single",
-        "relation": scene.kind == "pair",
-    }
-    return tuple(t for t in QUESTION_TYPES if applies.get(t, True))
-
-
-def questions(scene: Scene, rng: np.random.Generator) -> tuple[QA, ...]:
-    """One random question of every type that applies to the scene, in QUESTION_TYPES order."""
-    found = (question(scene, t, rng) for t in QUESTION_TYPES)
-    return tuple(q for q in found if q is not None)
-
-
-_QUESTION_RES = (
-    ("color", re.compile(rf"what color is the ({_SHAPE_RE})\?")),
-    ("shape", re.compile(rf"what shape is the ({_COLOR_RE}) object\?")),
-    ("count", re.compile(r"how many shapes are there\?")),
-    ("position", re.compile(rf"where is the ({_COLOR_RE}) ({_SHAPE_RE})\?")),
-    ("exists", re.compile(rf"is there a ({_COLOR_RE}) ({_SHAPE_RE})\?")),
-    ("relation", re.compile(
-        rf"is the ({_COLOR_RE}) ({_SHAPE_RE}) ({'|'.join(RELATIONS)}) the ({_COLOR_RE}) ({_SHAPE_RE})\?")),
-    ("describe", re.compile(r"describe the image\.")),
-)
-
-
-def answer(scene: Scene, question_text: str) -> str | None:
-    """The right answer to a question of the contract about the scene, or None if the question
-    is not one of the contract's or does not apply (an object it names is not unique)."""
-    text = " ".join(question_text.lower().split())
-    for qtype, pattern in _QUESTION_RES:
-        m = pattern.fullmatch(text)
-        if not m:
-            continue
-        if qtype == "color":
-            o = _unique(scene, shape=m[1])
-            return o.color if o else None
-        if qtype == "shape":
-            o = _unique(scene, color=m[1])
-            return o.shape if o else None
-        if qtype == "count":
-            return NUMBER_WORDS[len(scene.objects)]
-        if qtype == "position":
-            o = _unique(scene, color=m[1], shape=m[2])
-            return o.position if o else None
-        if qtype == "exists":
-            return "yes" if any((o.color, o.shape) == (m[1], m[2]) for o in scene.objects) else "no"
-        if qtype == "relation":
-            a, b = _unique(scene, color=m[1], shape=m[2]), _unique(scene, color=m[4], shape=m[5])
-            if a is None or b is None or a is b:
-                return None
-            return "yes" if relation_holds(m[3], a.center, b.center) else "no"
-        return scene.caption
-    return None
-
-
-_PUNCTUATION = re.compile(r"[^\w\s]")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, punctuation to spaces, collapsed whitespace, no leading article
-    (a / an / the): how ShapesEval compares answers."""
-    words = _PUNCTUATION.sub(" ", text.lower()).split()
-    if words and words[0] in ("a", "an", "the"):
-        words = words[1:]
-    return " ".join(words)

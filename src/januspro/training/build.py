@@ -144,7 +144,8 @@ def train_vit(recipe: Recipe, janus, scenes: Sequence[Scene], images: Sequence[I
               progress: bool = True) -> dict[str, float]:
     """SigLIP-style pre-training of the understanding ViT on `images` of `scenes` (phrases true of each scene,
     plus the per-patch contents where `recipe.siglip.dense_weight` > 0); returns the final losses."""
-    from januspro.shapes.world import descriptions, patch_contents
+    from januspro.shapes.language import descriptions
+    from januspro.shapes.world import patch_contents
 
     model, processor = janus.model, janus.processor
     device = model.vision_model.vision_tower.pos_embed.device

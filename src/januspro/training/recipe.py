@@ -37,7 +37,7 @@ BUNDLED_CFG_WEIGHT = 2.0
 # tune, gained nothing from a cooler temperature.) cfg 1.5 and 2.5 at temperature 1: 0.390 and 0.357 on seed 4242.
 BUNDLED_IMAGE_TEMPERATURE = 0.5
 # And its default samples per returned image (`candidates`): it draws 16 per image and keeps those it describes as the
-# prompt says (`Janus.description_scores` of `world.captions_for_prompt`). ShapesEval generation, seeds 7777 / 4242
+# prompt says (`Janus.description_scores` of `language.captions_for_prompt`). ShapesEval generation, seeds 7777 / 4242
 # (2026-12-07, the model shipped 2026-12-06, read once): 1: 0.637 / 0.572; 8: 0.822 / 0.772; 16: 0.810 / 0.793.
 # Ranked by the prompt's own wording instead of the captions it stands for, 8 gave 0.637 / 0.593. The model shipped
 # 2026-12-07, each sample read five times (`ranking_shift`): 8: 0.855 / 0.818; 16: 0.893 / 0.848; 32 on seed 4242:
@@ -239,7 +239,7 @@ class Recipe:
     stage4_data: dict[str, int] = field(default_factory=lambda: {"t2i": 6000, "understanding": 16000, "text": 2000})
     stage4_question_weights: dict[str, float] | None = field(default_factory=lambda: {
         "color": 2.0, "shape": 2.0, "count": 0.5, "position": 0.5, "exists": 3.0, "relation": 1.5, "describe": 1.0})
-    # Share of stage 4's `no` relation questions that name the inverse of the relation that holds (`world.question`'s
+    # Share of stage 4's `no` relation questions that name the inverse of the relation that holds (`language.question`'s
     # `inverse`; 0: one in three, as ShapesEval asks them). The binding probe finds the shipped model answering `yes`
     # to the inverse (right 0.115, the relation that holds 0.890). 0.67, stage 4 alone rerun from this build's stages
     # (2026-12-07, with its global RNG seeded 1000 before it, as was the control): inverse right 0.365 but the one
