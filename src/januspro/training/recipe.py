@@ -107,7 +107,8 @@ def _default_stage4() -> StageConfig:
     it (trained on with the LLM's losses it forgets it: `with_trained_vit_stage4`). 4,500 steps instead of 1,500
     (stage 4 alone rerun on the EPYC build's stages, 2026-12-07): answers 0.931 / 0.906 against 0.920 / 0.903,
     generation at the defaults 0.845 / 0.837 against 0.827 / 0.785, but stage 4 takes 27 min instead of 13 on that
-    CPU, so not in the hour (docs)."""
+    CPU, so not in the hour (docs). lr 1.2e-3 instead of 6e-4 (rerun alone on the rebuilt EPYC build's stage-4 ViT,
+    2026-12-07): answers 0.906 / 0.903 against 0.909 / 0.891, generation 0.847 / 0.857 against 0.893 / 0.848."""
     return StageConfig("stage4", tuple(g for g in GROUPS if g != "vision_model"),
                        {"understanding": 6.0, "text": 1.0, "t2i": 3.0}, steps=1500, batch_size=32, lr=6e-4,
                        warmup_steps=20, uncond_prob=0.1)
