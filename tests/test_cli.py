@@ -139,3 +139,10 @@ def test_server_commands_help_and_port_in_use(command: str, needs: str, flags: t
         code = main([command, "--model", str(tiny_checkpoint), "--port", str(busy.getsockname()[1])])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("januspro: error: cannot listen on") and "\n" not in err
+
+
+def test_train_bundled_resume_without_a_build_is_one_line(capsys, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "train", "bundled", "--smoke", "--out", str(tmp_path / "model"),
+                         "--workdir", str(tmp_path / "work"), "--resume", "--quiet")
+    assert code != 0 and out == ""
+    assert err.count("\n") == 1 and "nothing to resume" in err and "Traceback" not in err

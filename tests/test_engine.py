@@ -125,7 +125,7 @@ def test_ranked_generation_keeps_the_samples_the_model_describes_best(tiny_janus
     batch = processor.batch([processor.conversation([question])])
     answer = processor.answer_ids(prompt)
     decoder = TextDecoder(model, 1, batch.input_ids.shape[1] + len(answer))
-    logits = decoder.extend(tiny_janus._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values))
+    logits = decoder.extend(tiny_janus.prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values))
     total = 0.0
     for token in answer:
         total += float(logits.float().log_softmax(-1)[0, token])
@@ -184,7 +184,7 @@ def test_description_scores_reuse_the_image_prefix_exactly(tiny_janus, monkeypat
     prompt = processor.conversation([question]).ids
     rows = torch.tensor(prompt).expand(len(images), -1)
     with torch.inference_mode():
-        read = tiny_janus._prompt_embeds(rows, rows == processor.tokenizer.special.image,
+        read = tiny_janus.prompt_embeds(rows, rows == processor.tokenizer.special.image,
                                          processor.pixel_values(images))  # [3, P, D]
         each = []
         for text in texts:

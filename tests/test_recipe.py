@@ -319,3 +319,9 @@ def test_an_interrupted_build_resumes_to_the_same_model(tmp_path: Path, monkeypa
     stages = [line.split(",")[0] for line in (work / "train" / "loss.csv").read_text().splitlines()[1:]]
     assert stages == [line.split(",")[0] for line in
                       (tmp_path / "work-straight" / "train" / "loss.csv").read_text().splitlines()[1:]]
+    (work / "stage4" / build.RNG_STATE).unlink()  # a work folder damaged by hand
+    with pytest.raises(InputError, match="holds no finished phase"):
+        build_bundled(out, workdir=work, smoke=True, progress=False, resume=True)
+    (work / "build_state.json").write_text(json.dumps({"recipe": state["recipe"], "done": []}))
+    with pytest.raises(InputError, match="is not a build state"):
+        build_bundled(out, workdir=work, smoke=True, progress=False, resume=True)

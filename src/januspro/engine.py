@@ -150,7 +150,9 @@ class Janus:
 
     # ------------------------------------------------------------ understanding
 
-    def _prompt_embeds(self, ids: torch.Tensor, image_mask: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    def prompt_embeds(self, ids: torch.Tensor, image_mask: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] LLM input embeddings of prompt `ids` [B, T], the image features of `pixels` [M, 3, S, S] at the
+        `image_mask` [B, T] positions (the images in order of appearance)."""
         image_embeds = self.model.encode_images(pixels.to(self.device)) if pixels.shape[0] else None
         return self.model.embed_prompt(ids.to(self.device), image_mask.to(self.device), image_embeds)
 
@@ -181,7 +183,7 @@ class Janus:
         batch = self.processor.batch(prompts)
         budget = self._budget(batch.input_ids.shape[1], options)
         decoder = TextDecoder(self.model, len(prompts), batch.input_ids.shape[1] + budget, compile=self.compile)
-        embeds = self._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
+        embeds = self.prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
         logits = decoder.extend(embeds, batch.attention_mask.to(self.device))
         eos = self.processor.tokenizer.special.eos
         tokens: list[list[int]] = [[] for _ in prompts]
@@ -375,7 +377,7 @@ class ChatSession:
         batch = processor.batch([prompt])
         if self._decoder is None:
             self._decoder = TextDecoder(janus.model, 1, len(prompt.ids) + budget + 64, compile=janus.compile)
-        embeds = janus._prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
+        embeds = janus.prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
         logits = self._decoder.extend(embeds)
         eos = processor.tokenizer.special.eos
         stream = StreamDecoder(processor.tokenizer)

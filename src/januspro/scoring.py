@@ -133,8 +133,7 @@ def description_scores(janus: Janus, images: Sequence[ImageSource], text: str | 
         chunk = images[start:start + batch_size]
         b = len(chunk)
         rows = prompt_row.expand(b, -1)  # [b, P]
-        features = model.encode_images(processor.pixel_values(chunk).to(device))  # [b, N, D]: one image a row
-        read = model.embed_prompt(rows, rows == special.image, features)  # [b, P, D]
+        read = janus.prompt_embeds(rows, rows == special.image, processor.pixel_values(chunk))  # [b, P, D]
         cache = StaticKVCache(model.config.language, b, n_prompt + width, device, dtype)
         last = model.hidden_states(read, prefix.expand(b, -1), None, cache.layers(n_prompt), prefix)[:, -1]
         total = model.text_logits(last).float().log_softmax(-1)[:, first]  # [b, n]

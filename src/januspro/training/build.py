@@ -268,13 +268,14 @@ def _read_state(workdir: Path, recipe: Recipe) -> dict[str, Any]:
         raise InputError(f"nothing to resume: {path} does not exist (start the build without --resume)")
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        done, recorded = list(state["done"]), state["recipe"]
+        state = {"recipe": state["recipe"], "done": list(state["done"]), "seconds": dict(state["seconds"]),
+                 "finals": dict(state["finals"])}
     except (ValueError, KeyError, TypeError) as error:
-        raise InputError(f"{path} is not a build state ({error}); start the build again without --resume") from None
-    if recorded != _recipe_json(recipe):
+        raise InputError(f"{path} is not a build state ({error!r}); start the build again without --resume") from None
+    if state["recipe"] != _recipe_json(recipe):
         raise InputError(f"the build in {workdir} is of another recipe (seed or --smoke differ); resume it with the "
                          "options it was started with, or start again without --resume")
-    return state | {"done": done}
+    return state
 
 
 def _write_state(workdir: Path, state: dict[str, Any]) -> None:
@@ -290,16 +291,24 @@ def _save_phase(janus, folder: Path) -> None:  # type: ignore[no-untyped-def]
     if tmp.exists():
         shutil.rmtree(tmp)
     janus.save(tmp, dtype=torch.float32)
-    torch.save(torch.get_rng_state(), tmp / RNG_STATE)
+    _save_rng(tmp)
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
+
+
+def _save_rng(folder: Path) -> None:
+    """The global torch RNG state the next phase starts from, beside a phase's checkpoint in `folder`."""
+    torch.save(torch.get_rng_state(), folder / RNG_STATE)
 
 
 def _load_phase(folder: Path, device: torch.device):  # type: ignore[no-untyped-def]
     """The model and global torch RNG state a phase left in `folder`, ready to train on (training layout, fp32)."""
     from januspro.engine import load, undo_inference_layout
 
+    if not (folder / RNG_STATE).is_file():
+        raise InputError(f"{folder} holds no finished phase of a build ({RNG_STATE} is missing); start the build "
+                         "again without --resume")
     janus = load(folder, device=device, dtype=torch.float32)
     undo_inference_layout(janus.model)
     torch.set_rng_state(torch.load(folder / RNG_STATE, weights_only=True))
@@ -349,9 +358,9 @@ def build_bundled(
         log.info("%s done in %.1fs", phase, seconds[phase])
 
     checkpoints = {"components": workdir / "components", "stages": workdir / "train",
-                   "stage4_vit": workdir / "stage4_vit", "stage4": workdir / "stage4"}
+                   "stage4_vit": workdir / "stage4_vit", "stage4": workdir / "stage4"}  # in build order
     janus = None
-    for phase in ("stage4", "stage4_vit", "stages", "components"):  # the latest finished phase's model
+    for phase in reversed(checkpoints):  # the latest finished phase's model
         if phase in done:
             janus = _load_phase(checkpoints[phase], device_t)
             break
@@ -367,7 +376,7 @@ def build_bundled(
     if "stages" not in done:
         train_stages(recipe, janus, data, checkpoints["stages"], progress,
                      resume=resume and (checkpoints["stages"] / "trainer_state.pt").exists())
-        torch.save(torch.get_rng_state(), checkpoints["stages"] / RNG_STATE)
+        _save_rng(checkpoints["stages"])
         finish("stages")
     if recipe.stage4 is not None:
         if "stage4_vit" not in done:
@@ -376,7 +385,7 @@ def build_bundled(
         if "stage4" not in done:
             tune_understanding(recipe, janus, workdir, progress,
                                resume=resume and (checkpoints["stage4"] / "trainer_state.pt").exists())
-            torch.save(torch.get_rng_state(), checkpoints["stage4"] / RNG_STATE)
+            _save_rng(checkpoints["stage4"])
             finish("stage4")
     assert janus is not None  # every path above made or loaded it
     timings = {name: seconds[name] for name in ("data", "tokenizer", "components", "stages") if name in seconds}
