@@ -112,6 +112,11 @@ def test_bad_model_and_over_long_prompt(capsys, tiny_checkpoint: Path, tmp_path:
     assert code == 1 and err.count("\n") == 1 and "config.json" in err
     code, out, err = run(capsys, "chat", "--model", str(tiny_checkpoint), "word " * 3000)
     assert code == 1 and "longer than the model's context" in err and err.count("\n") == 1
+    for prompt, message in (("word " * 3000, "longer than the model's context"), ("  ", "the image prompt is empty")):
+        code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), prompt, "--out", str(tmp_path / "g"))
+        # refused before the progress bar opens: the error line is all there is
+        lines = err.strip().splitlines()
+        assert code == 1 and out == "" and len(lines) == 1 and lines[0].startswith("januspro: error: ") and message in lines[0], err
 
 
 def test_every_command_has_help() -> None:

@@ -122,14 +122,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise _UserError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     janus = load_from_args(args)
-    bar = tqdm(total=1, desc="generating", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
+    bars: list[tqdm] = []  # opened at the first step, so that a refused prompt's error stands alone
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, desc="generating", unit="step", file=sys.stderr, disable=args.quiet,
+                             leave=False))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
 
-    result = janus.generate_images(args.prompt, options, progress=progress)
-    bar.close()
+    try:
+        result = janus.generate_images(args.prompt, options, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     images = result.images
     method = None
     if args.upscale:
