@@ -26,8 +26,8 @@ GREEDY = ChatOptions(max_new_tokens=12)
 def test_chat_stream_and_batch_agree(tiny_janus, rgb_image) -> None:
     single = tiny_janus.chat("Describe the image.", images=[rgb_image], options=GREEDY)
     assert len(single.tokens) == 12 and single.finish_reason == "length" and single.prompt_tokens > 16
-    streamed = "".join(tiny_janus.stream_chat("Describe the image.", images=[rgb_image], options=GREEDY))
-    assert streamed.strip() == single.text
+    pieces = list(tiny_janus.stream_chat("Describe the image.", images=[rgb_image], options=GREEDY))
+    assert "".join(pieces) == single.text and all(pieces)  # exactly the answer: no leading or trailing space
     # A left-padded batch of different lengths answers each conversation as it is answered alone.
     other = [Message("user", "How many shapes are there in this picture?", (rgb_image, rgb_image))]
     text_only = [Message("user", "Hello")]
@@ -35,6 +35,18 @@ def test_chat_stream_and_batch_agree(tiny_janus, rgb_image) -> None:
     assert batch[0].tokens == single.tokens
     assert batch[1].tokens == tiny_janus.chat(other, options=GREEDY).tokens
     assert batch[2].tokens == tiny_janus.chat(text_only, options=GREEDY).tokens
+
+
+def test_a_stream_holds_back_what_later_tokens_may_change() -> None:
+    from januspro.engine import settled_answer
+
+    cue = "<|User|>:"
+    grown = ["", " ", " a red", " a red circle ", " a red circle\n\n<|Us", " a red circle\n\n<|User|>", " a red circle\n\n<|User|>: hi"]
+    settled = [settled_answer(text, cue) for text in grown]
+    assert settled == ["", "", "a red", "a red circle", "a red circle", "a red circle", "a red circle"]
+    # each is a beginning of the next, so the pieces of a stream never need taking back
+    assert all(b.startswith(a) for a, b in zip(settled, settled[1:]))
+    assert settled_answer(" a <|Usx", cue) == "a <|Usx" and settled_answer("x <", cue) == "x"
 
 
 def test_sampling_is_seeded(tiny_janus) -> None:

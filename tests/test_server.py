@@ -178,7 +178,7 @@ def test_streaming_gives_the_same_answer(server: LiveServer, picture: Image.Imag
     chunks = list(client.chat.completions.create(**request, stream=True, stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text.strip() == whole.choices[0].message.content
+    assert text == whole.choices[0].message.content  # the deltas join to the answer exactly
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == [whole.choices[0].finish_reason]
     assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens

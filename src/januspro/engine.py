@@ -383,28 +383,42 @@ class ChatSession:
         stream = StreamDecoder(processor.tokenizer)
         user_cue = f"{processor.chat_format.user}:"
         tokens: list[int] = []
-        text = ""
+        sent = ""  # the pieces yielded so far, together: always a beginning of the final `result.text`
         # Turn 0 draws what `Janus.chat` draws for the same prompt; later turns draw fresh noise.
         for step in decode_tokens(self._decoder, logits, params, [options.seed + turn], budget, [eos]):
             token = step[0]
             if token is None:
                 break
             tokens.append(token)
-            piece = stream.push(token)
+            stream.push(token)
             if user_cue in stream.emitted:
                 break  # the model started the next user turn: stop, as the original does
-            if piece:
-                text += piece
-                yield piece
-        tail = stream.flush()
-        if tail and user_cue not in stream.emitted:
-            text += tail
-            yield tail
+            settled = settled_answer(stream.emitted, user_cue)
+            if len(settled) > len(sent):
+                yield settled[len(sent):]
+                sent = settled
         result = janus._result(tokens, len(prompt.ids), eos)
+        if len(result.text) > len(sent) and result.text.startswith(sent):
+            yield result.text[len(sent):]
         self._last_result = result
         self.history.append(Message("assistant", result.text))
         # The last sampled token is not in the cache yet; the turn must end with EOS.
         self._pending = tokens[-1:] + ([] if tokens and tokens[-1] == eos else [eos])
+
+
+def settled_answer(text: str, user_cue: str) -> str:
+    """The part of a growing answer that later tokens cannot change, so that a stream's pieces join to exactly the
+    finished answer (`Janus._clean`): leading whitespace dropped, the text from the next user turn's cue on cut, and a
+    tail that may yet become that cue or trailing whitespace held back."""
+    cut = text.find(user_cue)
+    if cut >= 0:
+        text = text[:cut]
+    else:
+        for n in range(min(len(user_cue) - 1, len(text)), 0, -1):
+            if user_cue.startswith(text[-n:]):
+                text = text[:-n]
+                break
+    return text.strip()
 
 
 def quantize_model(model: JanusModel, kind: str) -> None:
