@@ -4,6 +4,7 @@ multi-turn), generation (determinism, chunking, fast paths), processing and inpu
 from __future__ import annotations
 
 import io
+import itertools
 import shutil
 from dataclasses import replace
 
@@ -45,7 +46,7 @@ def test_a_stream_holds_back_what_later_tokens_may_change() -> None:
     settled = [settled_answer(text, cue) for text in grown]
     assert settled == ["", "", "a red", "a red circle", "a red circle", "a red circle", "a red circle"]
     # each is a beginning of the next, so the pieces of a stream never need taking back
-    assert all(b.startswith(a) for a, b in zip(settled, settled[1:]))
+    assert all(b.startswith(a) for a, b in itertools.pairwise(settled))
     assert settled_answer(" a <|Usx", cue) == "a <|Usx" and settled_answer("x <", cue) == "x"
 
 
