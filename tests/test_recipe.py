@@ -239,6 +239,29 @@ def test_recipe_refuses_unknown_stage4_data_kinds() -> None:
         Recipe(stage4_data={"t2i": 10, "und": 10})
 
 
+def test_stage4_scene_weights_reach_stage_4_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Recipe.stage4_scene_weights` draws stage 4's scenes (here pairs only), and bad weights fail when the recipe
+    is made."""
+    from dataclasses import replace
+
+    from januspro.errors import InputError
+    from januspro.shapes.language import parse_prompt
+    from januspro.training import loop
+    from januspro.training.build import tune_understanding
+    from januspro.training.recipe import Recipe, smoke_recipe
+
+    monkeypatch.setattr(loop, "run_training", lambda *args, **kwargs: None)  # the data is what is checked
+    for weights, kinds in (((0.0, 1.0, 0.0), {"two_objects"}), (None, {"single_object", "two_objects", "counting"})):
+        recipe = smoke_recipe() if weights is None else replace(smoke_recipe(), stage4_scene_weights=weights)
+        recipe = replace(recipe, stage4_data={"t2i": 60, "understanding": 0, "text": 0})
+        tune_understanding(recipe, None, tmp_path / str(weights), progress=False)
+        records = (tmp_path / str(weights) / "data4" / "manifest.jsonl").read_text().splitlines()
+        assert {parse_prompt(json.loads(line)["prompt"]).category for line in records} == kinds
+    for bad in ((1.0, 1.0), (0.0, 0.0, 0.0), (1.0, -1.0, 1.0)):
+        with pytest.raises(InputError, match="stage4_scene_weights"):
+            Recipe(stage4_scene_weights=bad)  # type: ignore[arg-type]
+
+
 def test_trained_vit_stage4_changes_only_stage_4() -> None:
     from dataclasses import replace
 

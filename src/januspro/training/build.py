@@ -211,7 +211,8 @@ def tune_understanding(recipe: Recipe, janus, workdir: Path, progress: bool = Tr
                          n_understanding=counts.get("understanding", 0), n_text=counts.get("text", 0),
                          multi_turn=recipe.multi_turn, text_paragraphs=recipe.text_paragraphs,
                          question_weights=recipe.stage4_question_weights,
-                         relation_inverse=recipe.stage4_relation_inverse, overwrite=True).parent
+                         relation_inverse=recipe.stage4_relation_inverse, weights=recipe.stage4_scene_weights,
+                         overwrite=True).parent
     out = workdir / "stage4"
     if out.exists() and not resume:
         shutil.rmtree(out)
