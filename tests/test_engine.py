@@ -39,15 +39,26 @@ def test_chat_stream_and_batch_agree(tiny_janus, rgb_image) -> None:
 
 
 def test_a_stream_holds_back_what_later_tokens_may_change() -> None:
-    from januspro.engine import settled_answer
+    from januspro.engine import answer_text
 
     cue = "<|User|>:"
     grown = ["", " ", " a red", " a red circle ", " a red circle\n\n<|Us", " a red circle\n\n<|User|>", " a red circle\n\n<|User|>: hi"]
-    settled = [settled_answer(text, cue) for text in grown]
+    settled = [answer_text(text, cue) for text in grown]
     assert settled == ["", "", "a red", "a red circle", "a red circle", "a red circle", "a red circle"]
     # each is a beginning of the next, so the pieces of a stream never need taking back
     assert all(b.startswith(a) for a, b in itertools.pairwise(settled))
-    assert settled_answer(" a <|Usx", cue) == "a <|Usx" and settled_answer("x <", cue) == "x"
+    assert answer_text(" a <|Usx", cue) == "a <|Usx" and answer_text("x <", cue) == "x"
+    assert answer_text(" a red circle <", cue, finished=True) == "a red circle <"  # a finished answer holds nothing back
+
+
+def test_a_stream_waits_for_characters_split_across_tokens(tiny_janus, rgb_image, monkeypatch) -> None:
+    """Byte-level BPE can split a character across tokens; decoded so far it ends in U+FFFD, which is never streamed."""
+    single = tiny_janus.chat("Describe the image.", images=[rgb_image], options=GREEDY)
+    tokenizer = tiny_janus.processor.tokenizer
+    decode = tokenizer.decode
+    monkeypatch.setattr(tokenizer, "decode", lambda ids: decode(ids) + ("\ufffd" if len(ids) % 2 and len(ids) < 12 else ""))
+    pieces = list(tiny_janus.stream_chat("Describe the image.", images=[rgb_image], options=GREEDY))
+    assert "".join(pieces) == single.text  # a streamed U+FFFD would stay in the join, the next tokens replacing it
 
 
 def test_sampling_is_seeded(tiny_janus) -> None:

@@ -122,19 +122,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise _UserError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     janus = load_from_args(args)
-    bars: list[tqdm] = []  # opened at the first step, so that a refused prompt's error stands alone
+    bar: tqdm | None = None  # opened at the first step, so that a refused prompt's error stands alone
 
     def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, desc="generating", unit="step", file=sys.stderr, disable=args.quiet,
-                             leave=False))
-        bars[0].total = total
-        bars[0].update(done - bars[0].n)
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="generating", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
 
     try:
         result = janus.generate_images(args.prompt, options, progress=progress)
     finally:
-        for bar in bars:
+        if bar is not None:
             bar.close()
     images = result.images
     method = None

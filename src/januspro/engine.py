@@ -40,7 +40,6 @@ from januspro.packed_linear import pack_linear_layers, packing_supported, unpack
 from januspro.processing.chat_format import Message
 from januspro.processing.image import ImageSource, pixels_to_pil
 from januspro.processing.processor import JanusProcessor, PromptIds
-from januspro.processing.tokenizer import StreamDecoder
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +194,8 @@ class Janus:
 
     def _result(self, tokens: list[int], prompt_tokens: int, eos: int) -> ChatResult:
         finished = bool(tokens) and tokens[-1] == eos
-        text = self._clean(self.processor.tokenizer.decode(tokens))
+        text = answer_text(self.processor.tokenizer.decode(tokens), f"{self.processor.chat_format.user}:", finished=True)
         return ChatResult(text, tuple(tokens), prompt_tokens, "stop" if finished else "length")
-
-    def _clean(self, text: str) -> str:
-        # The model may start writing the next user turn; the original stops at that string.
-        cut = text.find(f"{self.processor.chat_format.user}:")
-        return (text[:cut] if cut >= 0 else text).strip()
 
     def chat(
         self,
@@ -380,7 +374,6 @@ class ChatSession:
         embeds = janus.prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
         logits = self._decoder.extend(embeds)
         eos = processor.tokenizer.special.eos
-        stream = StreamDecoder(processor.tokenizer)
         user_cue = f"{processor.chat_format.user}:"
         tokens: list[int] = []
         sent = ""  # the pieces yielded so far, together: always a beginning of the final `result.text`
@@ -390,10 +383,12 @@ class ChatSession:
             if token is None:
                 break
             tokens.append(token)
-            stream.push(token)
-            if user_cue in stream.emitted:
+            decoded = processor.tokenizer.decode(tokens)
+            if user_cue in decoded:
                 break  # the model started the next user turn: stop, as the original does
-            settled = settled_answer(stream.emitted, user_cue)
+            if decoded.endswith("\ufffd"):
+                continue  # byte-level BPE split a character across tokens: wait for the rest of it
+            settled = answer_text(decoded, user_cue)
             if len(settled) > len(sent):
                 yield settled[len(sent):]
                 sent = settled
@@ -406,14 +401,16 @@ class ChatSession:
         self._pending = tokens[-1:] + ([] if tokens and tokens[-1] == eos else [eos])
 
 
-def settled_answer(text: str, user_cue: str) -> str:
-    """The part of a growing answer that later tokens cannot change, so that a stream's pieces join to exactly the
-    finished answer (`Janus._clean`): leading whitespace dropped, the text from the next user turn's cue on cut, and a
-    tail that may yet become that cue or trailing whitespace held back."""
+def answer_text(text: str, user_cue: str, finished: bool = False) -> str:
+    """The answer in the decoded text of an assistant turn: cut where the model starts writing the next user turn
+    (`user_cue`; the original stops at that string) and stripped. While the answer is still growing
+    (`finished=False`), a tail that may yet become that cue is held back too, so that what later tokens add never
+    changes what was returned: a stream's pieces (each what this returns beyond the last) join to exactly the
+    finished answer."""
     cut = text.find(user_cue)
     if cut >= 0:
         text = text[:cut]
-    else:
+    elif not finished:
         for n in range(min(len(user_cue) - 1, len(text)), 0, -1):
             if user_cue.startswith(text[-n:]):
                 text = text[:-n]

@@ -140,31 +140,3 @@ class TextTokenizer:
         (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         special = {**names, "additional_special_tokens": [IMAGE, BOI, EOI]}
         (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-class StreamDecoder:
-    """Turns a growing list of token ids into text pieces, holding back incomplete UTF-8.
-
-    Byte-level BPE splits multi-byte characters across tokens; decoding each token alone
-    would print replacement characters. This decodes the whole tail since the last emitted
-    boundary and emits only what is stable."""
-
-    def __init__(self, tokenizer: TextTokenizer) -> None:
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.emitted = ""
-
-    def push(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids)
-        if text.endswith("\ufffd"):
-            return ""
-        piece = text[len(self.emitted):] if text.startswith(self.emitted) else ""
-        self.emitted = text
-        return piece
-
-    def flush(self) -> str:
-        text = self.tokenizer.decode(self.ids)
-        piece = text[len(self.emitted):] if text.startswith(self.emitted) else ""
-        self.emitted = text
-        return piece
