@@ -143,6 +143,14 @@ def test_ranked_generation_keeps_the_samples_the_model_describes_best(tiny_janus
     assert list(ranked.scores) == pytest.approx(scores[best].tolist()) and ranked.scores[0] >= ranked.scores[1]
     assert drawn.scores == ()
     torch.testing.assert_close(tiny_janus.description_scores(drawn.images, prompt, batch_size=4), scores)
+    # keep_drawn: the same images, plus every sample drawn and which of them were kept.
+    kept = tiny_janus.generate_images(prompt, ImageOptions(n=2, seed=3, cfg_weight=4.0, candidates=3, keep_drawn=True))
+    assert torch.equal(kept.codes, ranked.codes) and kept.picked == tuple(best.tolist()) and len(kept.drawn) == 6
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(kept.drawn, drawn.images))
+    assert all(np.array_equal(np.asarray(kept.drawn[i]), np.asarray(image)) for i, image in zip(kept.picked, kept.images))
+    assert ranked.drawn == [] and ranked.picked == ()  # off by default: the samples left out are not kept
+    plain = tiny_janus.generate_images(prompt, ImageOptions(n=2, seed=3, cfg_weight=4.0, keep_drawn=True))
+    assert plain.picked == (0, 1) and len(plain.drawn) == 2
 
     processor, model = tiny_janus.processor, tiny_janus.model
     question = Message("user", "<image_placeholder>\nDescribe the image.", (drawn.images[4],))

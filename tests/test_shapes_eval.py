@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
@@ -149,6 +150,54 @@ def test_a_broken_model_scores_what_it_deserves() -> None:
     assert 0 < report.understanding.overall < 1
 
 
+class BadRankerJanus(OracleJanus):
+    """Draws `candidates` samples per image, every other one mirrored (so left and right swap), and keeps the
+    mirrored ones: a generator that is right half the time with a ranking that always picks wrong."""
+
+    def generate_images(self, prompt: str, options) -> SimpleNamespace:  # noqa: ANN001
+        self.calls.append(("generate", options))
+        rng = np.random.default_rng(options.seed)
+        spec = parse_prompt(prompt)
+        drawn = [render(scene_for_prompt(spec, rng)) for _ in range(options.n * options.candidates)]
+        drawn = [image.transpose(0) if i % 2 else image for i, image in enumerate(drawn)]
+        picked = tuple(range(1, 2 * options.n, 2))
+        images = [drawn[i] for i in picked]
+        codes = torch.tensor(np.stack([np.asarray(image)[4::8, 4::8].sum(-1).reshape(-1) for image in images]))
+        return SimpleNamespace(images=images, codes=codes, drawn=drawn if options.keep_drawn else [],
+                               picked=picked if options.keep_drawn else ())
+
+
+def test_judging_every_drawn_sample_tells_the_generator_from_the_ranking() -> None:
+    model = BadRankerJanus()
+    options = EvalOptions(prompts_per_category=8, images_per_prompt=2, candidates=4, understanding=False,
+                          judge_drawn=True)
+    g = evaluate(model, options).generation
+    assert all(o.keep_drawn and o.candidates == 4 for _, o in model.calls)
+    drawn = {d.name: d for d in g.drawn}
+    kept = {s.name: s.score for s in g.categories}
+    assert all(d.drawn == 8 * 2 * 4 and d.images == 8 * 2 for d in g.drawn)
+    assert all(len(o.drawn_correct) == 8 for o in g.outcomes)
+    # Mirroring keeps colours and counts: every sample right, every ranking too.
+    assert drawn["colors"].share == drawn["colors"].ceiling == kept["colors"] == 1.0
+    # It swaps left and right: half the samples of a left/right prompt are wrong, and those are the ones kept,
+    # yet the right half would have filled every judged image.
+    position = drawn["position"]
+    assert position.ceiling == 1.0 and 0.5 <= position.share < 1.0 and kept["position"] < position.share
+    assert position.right == sum(sum(o.drawn_correct) for o in g.outcomes if o.category == "position")
+    data = evaluate(BadRankerJanus(), options).to_dict(details=True)["generation"]
+    assert data["drawn"]["position"] == {"samples": 64, "samples_right": position.share, "best_possible": 1.0}
+    assert {"drawn", "drawn_right"} <= set(data["prompts"][0])
+    text = format_report(evaluate(BadRankerJanus(), options))
+    assert "every drawn sample judged" in text and "best possible" in text
+    # Off (the default): nothing extra is asked of the model or reported.
+    plain = evaluate(model := BadRankerJanus(), replace(options, judge_drawn=False)).generation
+    assert plain.drawn is None and not any(o.keep_drawn for _, o in model.calls)
+    assert all(o.drawn_correct == () for o in plain.outcomes) and "every drawn sample" not in format_report(
+        evaluate(BadRankerJanus(), replace(options, judge_drawn=False)))
+    with pytest.raises(InputError, match="needs the generation evaluation"):
+        EvalOptions(generation=False, judge_drawn=True).check()
+
+
 def test_code_diversity_measures_how_different_one_prompts_images_are() -> None:
     same = torch.tensor([[1, 2, 3, 4]] * 3)
     assert code_diversity(same) == (0.0, 1.0)  # three copies: nothing differs, every pair identical
@@ -261,7 +310,8 @@ def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thre
 
     rc = main(["eval", "shapes", "--model", str(tiny_checkpoint), "--device", "cpu", "--prompts", "1",
                "--images-per-prompt", "1", "--questions", "2", "--json", "--quiet", "--word-probe", "--probe-scenes", "2",
-               "--vision-probe", "--vision-probe-scenes", "20", "10", "--binding-probe", "--binding-probe-scenes", "3"])
+               "--vision-probe", "--vision-probe-scenes", "20", "10", "--binding-probe", "--binding-probe-scenes", "3",
+               "--candidates", "2", "--judge-drawn"])
     out = capsys.readouterr().out
     assert rc == 0
     data = json.loads(out)
@@ -271,6 +321,8 @@ def test_cli_json(tiny_checkpoint: Path, capsys: pytest.CaptureFixture, one_thre
     assert (probe["train_scenes"], probe["test_scenes"]) == (20, 10) and 0 <= probe["present_recall"] <= 1
     binding = data["binding_probe"]
     assert binding["scenes"] == 3 and all(0 <= v <= 1 for k, v in binding.items() if k != "scenes")
+    drawn = data["generation"]["drawn"]
+    assert set(drawn) == set(CATEGORIES) and all(d["samples"] == 2 and 0 <= d["samples_right"] <= 1 for d in drawn.values())
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -288,6 +340,9 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["eval", "shapes", "--model", str(tmp_path / "missing"), "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("januspro: error:") and "\n" not in err
+    assert main(["eval", "shapes", "--judge-drawn", "--skip-generation", "--model", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "needs the generation evaluation" in err and "\n" not in err
 
 
 def test_vision_probe_reads_a_trained_vit_and_not_a_random_one(tiny_janus, one_thread: None) -> None:

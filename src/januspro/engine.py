@@ -79,6 +79,9 @@ class ImageOptions:
     # that many times the generation time. None: the checkpoint's default (`candidates` in its
     # processor_config.json, else 1; the bundled model's is 16), lowered where n x it would pass max_images.
     candidates: int | None = None
+    # Also return every drawn sample (`ImageResult.drawn`) and which of them were kept (`ImageResult.picked`): to
+    # show the candidates, or to measure the ranking against them (`januspro eval shapes --judge-drawn`).
+    keep_drawn: bool = False
 
     def sampling(self, default_temperature: float = 1.0) -> SamplingParams:
         """Check the options; the sampling they ask for (`default_temperature` where `temperature` is None)."""
@@ -114,6 +117,10 @@ class ImageResult:
     # (`JanusProcessor.ranking_descriptions`), averaged over the shifted reads of `ranking_shift` (`ranking_scores`);
     # descending.
     scores: tuple[float, ...] = ()
+    # With `ImageOptions.keep_drawn`: every sample drawn (n x candidates, in drawing order), and per returned image
+    # its index among them.
+    drawn: list[Image.Image] = field(default_factory=list, repr=False)
+    picked: tuple[int, ...] = ()
 
 
 def _as_messages(conversation: str | Message | Sequence[Message], images: Sequence[ImageSource]) -> list[Message]:
@@ -270,11 +277,14 @@ class Janus:
         drawn = replace(options, n=options.n * candidates, candidates=1)
         codes, prompt_tokens, chunk = self.generate_image_codes(prompt, drawn, progress)
         images = pixels_to_pil(decode_images(self.model, codes))
+        pool = list(images) if options.keep_drawn else []
         if candidates == 1:
-            return ImageResult(images, codes.cpu(), prompt_tokens, chunk)
+            return ImageResult(images, codes.cpu(), prompt_tokens, chunk, drawn=pool,
+                               picked=tuple(range(len(images))) if options.keep_drawn else ())
         best, scores = self.best_samples(images, prompt, options.n)
-        return ImageResult([images[i] for i in best.tolist()], codes.cpu()[best], prompt_tokens, chunk,
-                           tuple(scores.tolist()))
+        picked = tuple(best.tolist())
+        return ImageResult([images[i] for i in picked], codes.cpu()[best], prompt_tokens, chunk,
+                           tuple(scores.tolist()), pool, picked if options.keep_drawn else ())
 
     # ------------------------------------------------------------ scoring (`januspro.scoring`)
 

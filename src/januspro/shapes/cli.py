@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "four relations (the one that holds, its inverse, the other axis)")
     run_group.add_argument("--binding-probe-scenes", type=positive_int, default=200, metavar="N",
                            help="pair scenes the binding probe asks about (default 200)")
+    run_group.add_argument("--judge-drawn", action="store_true",
+                           help="also judge every sample drawn, not only those the model keeps: how often the "
+                                "generator draws a right image, and the best score a ranking of its samples could "
+                                "reach (tells the generator's limit from the ranking's)")
     skip = run_group.add_mutually_exclusive_group()
     skip.add_argument("--skip-generation", action="store_true", help="only evaluate understanding")
     skip.add_argument("--skip-understanding", action="store_true", help="only evaluate generation")
@@ -81,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         understanding=not args.skip_understanding, word_probe=args.word_probe, probe_scenes=args.probe_scenes,
         vision_probe=args.vision_probe, vision_probe_scenes=tuple(args.vision_probe_scenes),
         binding_probe=args.binding_probe, binding_probe_scenes=args.binding_probe_scenes,
+        judge_drawn=args.judge_drawn,
     )
     options.check()
     janus = load_from_args(args)

@@ -69,6 +69,10 @@ class EvalOptions:
     vision_probe_scenes: tuple[int, int] = (20000, 3000)  # the vision probe's training and held-out scenes
     binding_probe: bool = False  # also ask the questions that take binding (`binding_probe.probe_binding`)
     binding_probe_scenes: int = 200  # pair scenes the binding probe asks about
+    # Also judge every sample drawn (images_per_prompt x candidates per prompt), not only the ones the model keeps:
+    # how often the generator draws a right image, and the score a perfect ranking of its samples would reach
+    # (`GenerationReport.drawn`), which tells the generator's limit from the ranking's.
+    judge_drawn: bool = False
 
     def check(self) -> None:
         if self.seed < 0:
@@ -81,6 +85,8 @@ class EvalOptions:
             raise InputError(f"vision_probe_scenes must be two counts >= 1 (training, held out), got {self.vision_probe_scenes}")
         if not (self.generation or self.understanding or self.word_probe or self.vision_probe or self.binding_probe):
             raise InputError("nothing to evaluate: generation, understanding and the probes are off")
+        if self.judge_drawn and not self.generation:
+            raise InputError("judging the drawn samples needs the generation evaluation (drop --skip-generation)")
         if any(value is not None and not value >= 0 for value in (self.cfg_weight, self.temperature)):
             raise InputError("cfg_weight and temperature must be >= 0")
 
@@ -142,6 +148,7 @@ class PromptOutcome:
     reasons: tuple[str, ...]
     diversity: float | None = None  # see `code_diversity`; None with one image per prompt
     duplicates: float | None = None
+    drawn_correct: tuple[bool, ...] = ()  # with `EvalOptions.judge_drawn`: the verdict on every sample drawn
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,25 @@ class Score:
     @property
     def score(self) -> float:
         return self.correct / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class DrawnScore:
+    """One category's samples judged before the model's ranking kept some (`EvalOptions.judge_drawn`)."""
+
+    name: str
+    right: int  # samples the judge finds right
+    drawn: int  # samples drawn
+    best_possible: int  # judged images right had the judge itself kept them: min(images per prompt, right) per prompt
+    images: int  # judged images (prompts x images per prompt)
+
+    @property
+    def share(self) -> float:
+        return self.right / self.drawn if self.drawn else 0.0
+
+    @property
+    def ceiling(self) -> float:
+        return self.best_possible / self.images if self.images else 0.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +198,7 @@ class GenerationReport:
     # image per prompt.
     diversity: float | None = None
     duplicates: float | None = None
+    drawn: tuple[DrawnScore, ...] | None = None  # with `EvalOptions.judge_drawn`, per category
 
 
 @dataclass(frozen=True)
@@ -229,10 +256,14 @@ class ShapesEvalReport:
                 "temperature": g.temperature, "native_size": g.native_size, "candidates": g.candidates,
                 "diversity": g.diversity, "duplicates": g.duplicates,
             }
+            if g.drawn is not None:
+                out["generation"]["drawn"] = {
+                    d.name: {"samples": d.drawn, "samples_right": d.share, "best_possible": d.ceiling} for d in g.drawn}
             if details:
                 out["generation"]["prompts"] = [
                     {"category": o.category, "prompt": o.prompt, "seed": o.seed, "correct": list(o.correct),
                      "reasons": list(o.reasons), "diversity": o.diversity, "duplicates": o.duplicates}
+                    | ({"drawn": len(o.drawn_correct), "drawn_right": sum(o.drawn_correct)} if g.drawn is not None else {})
                     for o in g.outcomes
                 ]
         if self.understanding is not None:
@@ -291,22 +322,31 @@ def evaluate_generation(janus: Janus, options: EvalOptions = EvalOptions(), prog
         seed = int(np.random.SeedSequence([options.seed, 3, index]).generate_state(1)[0])
         result = janus.generate_images(spec.text, ImageOptions(
             n=options.images_per_prompt, seed=seed, cfg_weight=cfg_weight, temperature=temperature,
-            candidates=candidates,
+            candidates=candidates, keep_drawn=options.judge_drawn,
         ))
         verdicts = [judge(spec, image) for image in result.images]
         diversity, duplicates = code_diversity(result.codes)
+        drawn_correct = tuple(judge(spec, image).correct for image in result.drawn) if options.judge_drawn else ()
         outcomes.append(PromptOutcome(spec.category, spec.text, seed, tuple(v.correct for v in verdicts),
-                                      tuple(v.reason for v in verdicts), diversity, duplicates))
+                                      tuple(v.reason for v in verdicts), diversity, duplicates, drawn_correct))
         if progress:
             progress("generation", index + 1, len(specs))
     scores = tuple(
         Score(c, sum(sum(o.correct) for o in outcomes if o.category == c), sum(len(o.correct) for o in outcomes if o.category == c))
         for c in CATEGORIES
     )
+    drawn = None
+    if options.judge_drawn:
+        drawn = tuple(DrawnScore(
+            c, sum(sum(o.drawn_correct) for o in outcomes if o.category == c),
+            sum(len(o.drawn_correct) for o in outcomes if o.category == c),
+            sum(min(len(o.correct), sum(o.drawn_correct)) for o in outcomes if o.category == c),
+            sum(len(o.correct) for o in outcomes if o.category == c),
+        ) for c in CATEGORIES)
     return GenerationReport(
         scores, float(np.mean([s.score for s in scores])), tuple(outcomes), options.images_per_prompt,
         cfg_weight, temperature, janus.config.gen_vision.image_size, candidates,
-        _mean([o.diversity for o in outcomes]), _mean([o.duplicates for o in outcomes]),
+        _mean([o.diversity for o in outcomes]), _mean([o.duplicates for o in outcomes]), drawn,
     )
 
 
@@ -436,6 +476,14 @@ def format_report(report: ShapesEvalReport) -> str:
         if g.diversity is not None and g.duplicates is not None:
             lines.append(f"  diversity {g.diversity:.3f} (share of codes that differ between two images of one prompt), "
                          f"identical pairs {g.duplicates:.3f}")
+        if g.drawn is not None:
+            lines += ["", "every drawn sample judged (right: share of samples the judge finds right; best possible: "
+                          "the score had the judge kept the images)",
+                      f"  {'category':<20}{'samples':>8}{'right':>8}{'best possible':>15}{'kept':>8}"]
+            for d, s in zip(g.drawn, g.categories):
+                lines.append(f"  {d.name:<20}{d.drawn:>8}{d.share:>8.3f}{d.ceiling:>15.3f}{s.score:>8.3f}")
+            lines.append(f"  {'overall (mean)':<20}{'':>8}{np.mean([d.share for d in g.drawn]):>8.3f}"
+                         f"{np.mean([d.ceiling for d in g.drawn]):>15.3f}{g.overall:>8.3f}")
     u = report.understanding
     if u is not None:
         lines += ["", "understanding (greedy answers)", f"  {'question type':<20}{'questions':>10}{'correct':>9}{'accuracy':>10}"]
