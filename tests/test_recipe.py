@@ -4,6 +4,7 @@ stages 1-3, export) for a few steps on tiny data, then the result loads and work
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,11 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     assert "patch_loss" in card["components_final"]["siglip"]  # the smoke recipe trains the ViT's dense head too
     assert "patch_loss" in card["components_final"]["stage4_vit"]  # and continues it before stage 4
     train = tmp_path / "work" / "train"
-    stages = {line.split(",")[0] for line in (train / "loss.csv").read_text().splitlines()[1:]}
-    assert stages == {"0", "1", "2", "3", "4"}  # LM pre-training, stages 1-3, then stage 4 (its own run, appended)
+    rows = [line.split(",") for line in (train / "loss.csv").read_text().splitlines()[1:]]
+    assert {row[0] for row in rows} == {"0", "1", "2", "3", "4", "5"}  # LM pre-training, stages 1-3, then stage 4's two
+    # Stage 4 (its own run, appended) learns understanding and text first, with no image loss, then the mix with t2i.
+    image_loss = {stage: [float(row[4]) for row in rows if row[0] == stage] for stage in ("4", "5")}
+    assert all(math.isnan(loss) for loss in image_loss["4"]) and not all(math.isnan(loss) for loss in image_loss["5"])
     data4 = [json.loads(line) for line in (tmp_path / "work" / "data4" / "manifest.jsonl").read_text().splitlines()]
     assert len(data4) == 16 + 32 + 8  # stage 4's own data, Recipe.stage4_data
     janus = januspro.load(out, device="cpu")
@@ -276,8 +280,9 @@ def test_trained_vit_stage4_changes_only_stage_4() -> None:
     assert (recipe.stage4_vit.steps, recipe.stage4_vit.lr, recipe.stage4_vit_images) == (4500, 1e-3, 48000)
     assert (trained.stage4_vit.steps, trained.stage4_vit.lr, trained.stage4_vit_images) == (3000, 5e-4, 12000)
     # Stages 0-3 and their components are untouched (so a build keeps the same binding draw).
+    assert trained.stage4_understanding is None  # that stage 4 had no understanding-only stage before it
     assert replace(trained, stage4_vit=recipe.stage4_vit, stage4_vit_images=recipe.stage4_vit_images,
-                   stage4=recipe.stage4) == recipe
+                   stage4_understanding=recipe.stage4_understanding, stage4=recipe.stage4) == recipe
 
 
 class Interrupted(Exception):

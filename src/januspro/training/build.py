@@ -197,9 +197,10 @@ def train_stage4_vit(recipe: Recipe, janus, progress: bool = True) -> dict[str, 
 
 def tune_understanding(recipe: Recipe, janus, workdir: Path, progress: bool = True,  # type: ignore[no-untyped-def]
                        resume: bool = False) -> Path:
-    """Stage 4, second part (`recipe.stage4`): an understanding-heavy stage on its own data in `workdir/data4`,
-    trained in `workdir/stage4` (`resume`: from its checkpoint there). Its loss rows are appended to the stages'
-    `workdir/train/loss.csv` (as the stage after them) and the plot redrawn. Returns the stage's folder."""
+    """Stage 4, second part: `recipe.stage4_understanding` (understanding and text only; None: skipped), then
+    `recipe.stage4` (understanding-heavy, with t2i), both on stage 4's own data in `workdir/data4`, trained in
+    `workdir/stage4` (`resume`: from its checkpoint there). Their loss rows are appended to the stages'
+    `workdir/train/loss.csv` (as the stages after them) and the plot redrawn. Returns the stages' folder."""
     from januspro.shapes.dataset import write_dataset
     from januspro.training.loop import append_loss_csv, run_training
     from januspro.training.plot import plot_losses
@@ -216,15 +217,16 @@ def tune_understanding(recipe: Recipe, janus, workdir: Path, progress: bool = Tr
     out = workdir / "stage4"
     if out.exists() and not resume:
         shutil.rmtree(out)
-    run_training(TrainConfig(data=(str(data),), out=str(out), stages=(recipe.stage4,), log_every=20,
+    stages = tuple(s for s in (recipe.stage4_understanding, recipe.stage4) if s is not None)
+    run_training(TrainConfig(data=(str(data),), out=str(out), stages=stages, log_every=20,
                              save_every=STAGE_SAVE_EVERY), janus=janus, resume=resume, progress=progress)
     stages_csv = workdir / "train" / "loss.csv"
-    stage = str(len(recipe.stages))
+    first = len(recipe.stages)  # stage 4's stages are numbered after the others
     if (out / "loss.csv").exists() and stages_csv.exists():
-        with stages_csv.open(encoding="utf-8") as handle:  # (rows of an earlier try at this stage go)
-            rows = [row for row in csv.DictReader(handle) if row["stage"] != stage]
+        with stages_csv.open(encoding="utf-8") as handle:  # (rows of an earlier try at stage 4 go)
+            rows = [row for row in csv.DictReader(handle) if int(row["stage"]) < first]
         with (out / "loss.csv").open(encoding="utf-8") as handle:
-            rows += [row | {"stage": stage} for row in csv.DictReader(handle)]
+            rows += [row | {"stage": str(first + int(row["stage"]))} for row in csv.DictReader(handle)]
         stages_csv.unlink()
         append_loss_csv(stages_csv, rows)
         plot_losses(stages_csv, workdir / "train" / "loss.png")
