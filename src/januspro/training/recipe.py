@@ -174,8 +174,10 @@ class Recipe:
     # shorter. Seed 2: understanding 0.757 / 0.737 against 0.694 / 0.706.
     vision_patch: int = 16
     component_images: int = 12000  # rendered in memory for the VQ and ViT trainers
-    # Measured on 2 CPU cores: 80 min 40 s on an AMD EPYC with the frozen-ViT stage 4 (2026-12-06; components 16.6
-    # min, stages 49.2 min, stage 4 14.7 min; the model shipped 2026-12-07); 55 min 15 s on an Intel Xeon with the
+    # Measured on 2 CPU cores: 80 min 34 s on an AMD EPYC with stage 4's understanding-only stage (2026-12-07, the
+    # shipped model; components 16.0 min, stages 45.0 min, stage 4 19.6 min, its LLM part 12.6); 80 min 40 s on an
+    # AMD EPYC with the frozen-ViT stage 4 (2026-12-06; components 16.6
+    # min, stages 49.2 min, stage 4 14.7 min; the model shipped earlier on 2026-12-07); 55 min 15 s on an Intel Xeon with the
     # stage 4 of `with_trained_vit_stage4` (2026-12-06; components 13.8 min, stages 31.6
     # min, stage 4 9.7 min); 45 min 21 s on an Intel Xeon with text paragraphs (2026-12-05; components 13.2 min,
     # stages 32.0 min, a stage-2 step 0.21 s); 58 min 46 s on an Intel Xeon with the VQ decoder fine-tune
