@@ -277,14 +277,15 @@ class Janus:
         drawn = replace(options, n=options.n * candidates, candidates=1)
         codes, prompt_tokens, chunk = self.generate_image_codes(prompt, drawn, progress)
         images = pixels_to_pil(decode_images(self.model, codes))
-        pool = list(images) if options.keep_drawn else []
         if candidates == 1:
-            return ImageResult(images, codes.cpu(), prompt_tokens, chunk, drawn=pool,
-                               picked=tuple(range(len(images))) if options.keep_drawn else ())
-        best, scores = self.best_samples(images, prompt, options.n)
-        picked = tuple(best.tolist())
-        return ImageResult([images[i] for i in picked], codes.cpu()[best], prompt_tokens, chunk,
-                           tuple(scores.tolist()), pool, picked if options.keep_drawn else ())
+            picked = tuple(range(len(images)))
+            result = ImageResult(images, codes.cpu(), prompt_tokens, chunk)
+        else:
+            best, scores = self.best_samples(images, prompt, options.n)
+            picked = tuple(best.tolist())
+            result = ImageResult([images[i] for i in picked], codes.cpu()[best], prompt_tokens, chunk,
+                                 tuple(scores.tolist()))
+        return replace(result, drawn=list(images), picked=picked) if options.keep_drawn else result
 
     # ------------------------------------------------------------ scoring (`januspro.scoring`)
 

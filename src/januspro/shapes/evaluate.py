@@ -174,6 +174,13 @@ class DrawnScore:
     best_possible: int  # judged images right had the judge itself kept them: min(images per prompt, right) per prompt
     images: int  # judged images (prompts x images per prompt)
 
+    @classmethod
+    def of(cls, name: str, outcomes: Sequence[PromptOutcome]) -> DrawnScore:
+        """The score of one category's prompt outcomes (judged with `EvalOptions.judge_drawn`)."""
+        return cls(name, sum(sum(o.drawn_correct) for o in outcomes), sum(len(o.drawn_correct) for o in outcomes),
+                   sum(min(len(o.correct), sum(o.drawn_correct)) for o in outcomes),
+                   sum(len(o.correct) for o in outcomes))
+
     @property
     def share(self) -> float:
         return self.right / self.drawn if self.drawn else 0.0
@@ -337,12 +344,7 @@ def evaluate_generation(janus: Janus, options: EvalOptions = EvalOptions(), prog
     )
     drawn = None
     if options.judge_drawn:
-        drawn = tuple(DrawnScore(
-            c, sum(sum(o.drawn_correct) for o in outcomes if o.category == c),
-            sum(len(o.drawn_correct) for o in outcomes if o.category == c),
-            sum(min(len(o.correct), sum(o.drawn_correct)) for o in outcomes if o.category == c),
-            sum(len(o.correct) for o in outcomes if o.category == c),
-        ) for c in CATEGORIES)
+        drawn = tuple(DrawnScore.of(c, [o for o in outcomes if o.category == c]) for c in CATEGORIES)
     return GenerationReport(
         scores, float(np.mean([s.score for s in scores])), tuple(outcomes), options.images_per_prompt,
         cfg_weight, temperature, janus.config.gen_vision.image_size, candidates,
