@@ -373,14 +373,16 @@ def bundled_rows(source: str, device: torch.device, dtype: torch.dtype | None, w
     except JanusError as exc:
         yield Row("bundled", "N=4", "januspro", None, None, "img/s", None, None, f"skipped: {exc}")
         return
-    # Plain sampling, then the model's default: for the bundled model each image its own pick of 8 samples, ranked
-    # by the captions the prompt stands for (one for a pair prompt, 18 sizes and places for a one-object prompt).
-    pair, single = "a red circle to the left of a blue square", "a red circle"
+    # Plain sampling, then the model's default: for the bundled model each image its own pick of 16 samples, ranked
+    # by the captions the prompt stands for (one for a pair prompt, 18 sizes and places for a one-object prompt)
+    # and the split checks of a relation (5 lines) or a count (5 lines each way).
+    pair, single, count = "a red circle to the left of a blue square", "a red circle", "three green triangles"
     ranked = janus.candidates(ImageOptions(n=4))
     runs = [(1, "N=4", pair)]
     if ranked > 1:
         runs += [(ranked, f"N=4, best of {4 * ranked}", pair),
-                 (ranked, f"N=4, best of {4 * ranked}, one object", single)]
+                 (ranked, f"N=4, best of {4 * ranked}, one object", single),
+                 (ranked, f"N=4, best of {4 * ranked}, a count", count)]
     for candidates, label, prompt in runs:
         options = ImageOptions(n=4, seed=0, candidates=candidates)
         call = functools.partial(janus.generate_images, prompt, options)

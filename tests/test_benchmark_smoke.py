@@ -106,7 +106,8 @@ def test_int8_variants_run_on_the_quantized_copy(bench, tiny_checkpoint: Path) -
 
 def test_ranked_bundled_rows_follow_the_checkpoints_default(bench, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A checkpoint that names a default of K samples per image gets, besides the plain row, a ranked row for a
-    pair prompt and one for a one-object prompt (one text to rank, or the grammar's 18 captions)."""
+    pair prompt, one for a one-object prompt (one text to rank, or the grammar's 18 captions) and one for a count
+    (the grammar's split checks either way)."""
     import shutil
 
     folder = tmp_path / "ranked"
@@ -121,5 +122,5 @@ def test_ranked_bundled_rows_follow_the_checkpoints_default(bench, tiny_checkpoi
     finally:
         torch.set_num_threads(threads)
     rows = {r["size"]: r for r in result["rows"] if r["task"] == "bundled"}
-    assert sorted(rows) == ["N=4", "N=4, best of 8", "N=4, best of 8, one object"]
+    assert sorted(rows) == ["N=4", "N=4, best of 8", "N=4, best of 8, a count", "N=4, best of 8, one object"]
     assert all(r["seconds"] > 0 and "FAILED" not in r["note"] for r in rows.values())

@@ -191,6 +191,78 @@ def test_prompts_describe_the_image_and_parse_back() -> None:
         language.captions_for_prompt("a cat")
 
 
+def test_split_checks_hold_at_a_ranking_line_of_every_scene_and_never_for_a_wrong_prompt() -> None:
+    """A relation prompt's split check is along its axis with the object before the line asked first (`a red
+    circle below a blue square`: a horizontal line, `Is there a blue square?` above it); a count's is either way,
+    `How many shapes are there?` on both sides, one and one (two) or one and two either way round (three). On
+    every pair and count scene, for each of its prompts, some line at the ranking's `SPLIT_LINES` has parts
+    (the objects whose centres lie before it, and the others) whose right answers are one of the check's answer
+    pairs; for the inverse relation, and for the other count, no line has."""
+    from januspro.processing.split_check import SplitCheck
+    from januspro.scoring import SPLIT_LINES
+
+    assert language.split_checks("an image of a red circle below a blue square.") == (
+        SplitCheck(("y",), "Is there a blue square?", "Is there a red circle?"),)
+    assert language.split_checks("a red circle to the left of a blue square") == (
+        SplitCheck(("x",), "Is there a red circle?", "Is there a blue square?"),)
+    count = "How many shapes are there?"
+    assert language.split_checks("three red circles") == (
+        SplitCheck(("x", "y"), count, count, (("one", "two"), ("two", "one")), ("one", "two", "three")),)
+    assert language.split_checks("two red circles")[0].answers == (("one", "one"),)
+    assert language.split_checks("a red circle") == () and language.split_checks("a small red circle in the top") == ()
+    with pytest.raises(ValueError):
+        language.split_checks("a cat above a dog")
+    for bad in (dict(axes=("z",)), dict(axes=()), dict(answers=(("yes", "maybe"),)), dict(choices=("yes",))):
+        with pytest.raises(ValueError):
+            SplitCheck(**{"axes": ("x",), "before": "Is there a red circle?", "after": "Is there a red circle?", **bad})
+
+    def answers(objects: list[Obj], question: str) -> str | None:
+        return language.answer(Scene(tuple(objects)), question) if objects else None
+
+    def holds(scene: Scene, check: SplitCheck) -> bool:
+        for axis in check.axes:
+            index = 0 if axis == "x" else 1
+            for line in (round(f * 64) for f in SPLIT_LINES):
+                before = [o for o in scene.objects if o.center[index] < line]
+                after = [o for o in scene.objects if o.center[index] >= line]
+                if (answers(before, check.before), answers(after, check.after)) in check.answers:
+                    return True
+        return False
+
+    rng = np.random.default_rng(8)
+    for _ in range(150):
+        scene = sample_pair(rng) if rng.random() < 0.6 else sample_count(rng)
+        for spec in prompts(scene):
+            assert holds(scene, *language.split_checks(spec.text)), spec.text
+            if spec.relation is not None:
+                a, b = spec.objects
+                wrong = f"a {a.color} {a.shape} {world.INVERSE[spec.relation]} a {b.color} {b.shape}"
+            else:
+                o = spec.objects[0]
+                wrong = f"{world.NUMBER_WORDS[5 - spec.count]} {o.color} {o.shape}s"
+            assert not holds(scene, *language.split_checks(wrong)), wrong
+
+
+def test_image_part_paints_one_side_of_a_line_white() -> None:
+    picture = Image.fromarray(np.arange(8 * 6 * 3, dtype=np.uint8).reshape(6, 8, 3))  # 8 wide, 6 high
+    original = np.asarray(picture).copy()
+    from januspro.processing.image import image_part
+
+    for axis, line, before in (("x", 3, True), ("x", 3, False), ("y", 2, True), ("y", 2, False), ("x", 0, True)):
+        part = np.asarray(image_part(picture, axis, line, before))
+        keep = np.zeros((6, 8), dtype=bool)
+        if axis == "x":
+            keep[:, :line] = before
+            keep[:, line:] = not before
+        else:
+            keep[:line] = before
+            keep[line:] = not before
+        assert np.array_equal(part[keep], original[keep]) and (part[~keep] == 255).all(), (axis, line, before)
+    assert np.array_equal(np.asarray(picture), original)  # the input is left as it was
+    with pytest.raises(ValueError, match="axis"):
+        image_part(picture, "z", 3, True)
+
+
 def test_patch_contents_marks_the_patches_each_object_covers() -> None:
     red_circle = Obj("red", "circle", "small", 5, 30)  # x 5-16, y 30-41
     blue_square = Obj("blue", "square", "large", 35, 28)  # x 35-56, y 28-49

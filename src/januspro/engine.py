@@ -114,8 +114,8 @@ class ImageResult:
     chunk_size: int = 0
     # With candidates > 1: per returned image, log P(description | image) by the model's understanding, where the
     # description is the prompt or, for a checkpoint with a caption grammar, any caption the prompt stands for
-    # (`JanusProcessor.ranking_descriptions`), averaged over the shifted reads of `ranking_shift` (`ranking_scores`);
-    # descending.
+    # (`JanusProcessor.ranking_descriptions`), averaged over the shifted reads of `ranking_shift`, plus the grammar's
+    # split checks (`JanusProcessor.ranking_split_checks`) (`ranking_scores`); descending.
     scores: tuple[float, ...] = ()
     # With `ImageOptions.keep_drawn`: every sample drawn (n x candidates, in drawing order), and per returned image
     # its index among them.

@@ -1,9 +1,13 @@
 """Scoring with the model's two halves, for ranking generated samples and for probes.
 
-- `description_scores`: how likely the understanding half, asked to describe an image, answers a text.
+- `description_scores`: how likely the understanding half, asked to describe an image, answers a text
+  (`answer_scores`: the same for any question and each text; `choice_scores`: a question's first answer token
+  among a few choices, `yes_scores` for yes/no).
 - `ranking_scores` / `best_samples`: self-verified generation. A checkpoint whose processor names a caption
   grammar ranks its samples by the description scores of the captions a prompt stands for, optionally as the
-  mean of several shifted reads (`processor.ranking_shift`) given to a shortlist of the samples.
+  mean of several shifted reads (`processor.ranking_shift`), plus the grammar's split checks (`split_scores`:
+  for a relation, whether each object is on its side of some line; for a count, how many shapes lie on each
+  side), the further reads given to a shortlist.
 - `image_code_logprobs`: how likely the generation half draws an image's VQ codes for a prompt.
 
 Functions of a loaded `Janus` (whose methods of the same names call them).
@@ -11,6 +15,7 @@ Functions of a loaded `Janus` (whose methods of the same names call them).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Sequence
 
 import torch
@@ -20,7 +25,8 @@ from januspro.errors import InputError
 from januspro.generation.kv_cache import StaticKVCache
 from januspro.generation.text_tree import group_answers, text_tree
 from januspro.processing.chat_format import Message
-from januspro.processing.image import ImageSource, load_image, pil_to_pixels, shifted_image
+from januspro.processing.image import ImageSource, image_part, load_image, pil_to_pixels, shifted_image
+from januspro.processing.split_check import SplitCheck
 
 if TYPE_CHECKING:
     from januspro.engine import Janus
@@ -34,6 +40,16 @@ RANKING_MOVES = ((1, 0), (-1, 0), (0, 1), (0, -1))
 # The shifted reads go to the samples whose plain read ranks among the best SHORTLIST_PER_KEPT x kept ones
 # (`shortlist_size`).
 SHORTLIST_PER_KEPT = 4
+# Where `split_scores` splits a sample: lines at these fractions of its side (16, 24, ..., 48 px on 64: two
+# centres 12 px apart, the shapes world's least for a relation, have one between them; 4 px apart, 9 lines, rank
+# no better and cost twice the reads).
+SPLIT_LINES = (0.25, 0.375, 0.5, 0.625, 0.75)
+# The weight of each split check's score beside the description score (`ranking_scores`).
+SPLIT_WEIGHT = 1.0
+# Parts a split check reads per kept sample in `best_samples`: it goes to as many of the best samples so far as
+# that many reads cover (`split_shortlist_size`): for the bundled model's 4 images, 16 for a relation (one axis,
+# 10 parts a sample), 8 for a count (two axes, 20 parts).
+SPLIT_READS_PER_KEPT = 40
 
 
 def shortlist_size(drawn: int, keep: int) -> int:
@@ -41,39 +57,59 @@ def shortlist_size(drawn: int, keep: int) -> int:
     return min(drawn, max(keep, int(SHORTLIST_PER_KEPT * keep)))
 
 
+def split_shortlist_size(shortlisted: int, keep: int, check: SplitCheck) -> int:
+    """How many of the `shortlisted` samples, ranked by the reads so far, `best_samples` asks `check` to keep
+    `keep`: `SPLIT_READS_PER_KEPT` x keep parts, two for each line of each axis of the check per sample."""
+    per_sample = 2 * len(SPLIT_LINES) * len(check.axes)
+    return min(shortlisted, max(keep, SPLIT_READS_PER_KEPT * keep // per_sample))
+
+
 def ranking_scores(janus: Janus, images: Sequence[ImageSource], prompt: str) -> torch.Tensor:
     """[len(images)] how well the model's understanding finds that each image shows `prompt`: the
     `description_scores` of `processor.ranking_descriptions(prompt)`; with a `processor.ranking_shift` of s
     pixels, their mean over five reads of each image, as it is and shifted by s left, right, up and down (on
-    white), so that one unlucky cut of a small object by the ViT's patch grid weighs less."""
-    texts = janus.processor.ranking_descriptions(prompt)
-    shift = janus.processor.ranking_shift
-    if not shift:
-        return description_scores(janus, images, texts)
+    white), so that one unlucky cut of a small object by the ViT's patch grid weighs less; plus
+    `SPLIT_WEIGHT` x the `split_scores` of each of `processor.ranking_split_checks(prompt)`."""
     pictures = [load_image(image) for image in images]  # (paths, bytes and arrays too, as description_scores)
-    return mean_of_reads(janus, pictures, texts, description_scores(janus, pictures, texts), shift)
+    texts = janus.processor.ranking_descriptions(prompt)
+    return _second_reads(janus, pictures, prompt, description_scores(janus, pictures, texts))
 
 
 def best_samples(janus: Janus, images: Sequence[ImageSource], prompt: str,
                  keep: int) -> tuple[torch.Tensor, torch.Tensor]:
     """([k] indices of the k = min(keep, len(images)) samples with the best `ranking_scores`, best first; [k]
-    those scores). With a ranking shift, only a shortlist gets the shifted reads: every sample is read once,
-    and the `shortlist_size(len(images), keep)` best by that read are read four more times and ranked by the
-    mean of five (the samples left out hardly ever rank among the best: docs/bundled-model.md)."""
+    those scores). With a ranking shift or split checks, only a shortlist gets the further reads: every sample
+    is read once, the `shortlist_size(len(images), keep)` best by that read get the shifted reads, and the
+    `split_shortlist_size` best by those each split check (the samples left out hardly ever rank among the
+    best: docs/bundled-model.md)."""
     if keep < 1:
         raise InputError(f"keep must be >= 1, got {keep}")
     texts = janus.processor.ranking_descriptions(prompt)
     pictures = [load_image(image) for image in images]
     first = description_scores(janus, pictures, texts)  # [n]
     keep = min(keep, len(pictures))
-    shift = janus.processor.ranking_shift
-    if not shift:
+    if not janus.processor.ranking_shift and not janus.processor.ranking_split_checks(prompt):
         best = torch.argsort(first, descending=True, stable=True)[:keep]
         return best, first[best]
     shortlist = torch.argsort(first, descending=True, stable=True)[: shortlist_size(len(pictures), keep)]  # [m]
-    scores = mean_of_reads(janus, [pictures[i] for i in shortlist.tolist()], texts, first[shortlist], shift)  # [m]
+    scores = _second_reads(janus, [pictures[i] for i in shortlist.tolist()], prompt, first[shortlist], keep)  # [m]
     order = torch.argsort(scores, descending=True, stable=True)[:keep]
     return shortlist[order], scores[order]
+
+
+def _second_reads(janus: Janus, pictures: Sequence[Image.Image], prompt: str, first: torch.Tensor,
+                  keep: int | None = None) -> torch.Tensor:
+    """[len(pictures)] the ranking score of each picture from its plain description score `first`: the mean with
+    its shifted reads (`processor.ranking_shift`), plus the weighted split checks of the prompt. With `keep`,
+    each check reads only the `split_shortlist_size` best pictures so far, and the others score -inf."""
+    shift, texts = janus.processor.ranking_shift, janus.processor.ranking_descriptions(prompt)
+    scores = mean_of_reads(janus, pictures, texts, first, shift) if shift else first
+    for check in janus.processor.ranking_split_checks(prompt):
+        size = len(pictures) if keep is None else split_shortlist_size(len(pictures), keep, check)
+        top = torch.argsort(scores, descending=True, stable=True)[:size]  # [s]
+        split = split_scores(janus, [pictures[i] for i in top.tolist()], check)  # [s]
+        scores = torch.full_like(scores, float("-inf")).index_put_((top,), scores[top] + SPLIT_WEIGHT * split)
+    return scores
 
 
 def mean_of_reads(janus: Janus, pictures: Sequence[Image.Image], texts: Sequence[str], first: torch.Tensor,
@@ -85,13 +121,71 @@ def mean_of_reads(janus: Janus, pictures: Sequence[Image.Image], texts: Sequence
     return (first + reads.sum(0)) / (1 + len(RANKING_MOVES))
 
 
-@torch.inference_mode()
+def split_scores(janus: Janus, pictures: Sequence[Image.Image], check: SplitCheck) -> torch.Tensor:
+    """[len(pictures)] how likely the model finds that each picture shows `check` (`SplitCheck`): log of the mean,
+    over lines across each of `check.axes` at the `SPLIT_LINES` fractions of the picture's side, of the
+    probability that the part before the line (the rest painted white) answers `check.before` and the part after
+    it `check.after` with one of `check.answers` (summed over those pairs; each answer read among `check.choices`
+    by `choice_scores`). A relation's check asks each part what the model answers best, whether an object is
+    there, and the line says where; a count's, how many shapes each part holds."""
+    moves = [(axis, f) for axis in check.axes for f in SPLIT_LINES]  # [S] lines
+    at = [[round(f * picture.size[0 if axis == "x" else 1]) for picture in pictures] for axis, f in moves]
+    parts = {side: [image_part(picture, axis, at[s][i], side) for s, (axis, _) in enumerate(moves)
+                    for i, picture in enumerate(pictures)] for side in (True, False)}
+    before = choice_scores(janus, parts[True], check.before, check.choices).view(len(moves), len(pictures), -1)
+    after = choice_scores(janus, parts[False], check.after, check.choices).view(len(moves), len(pictures), -1)
+    index = {choice: k for k, choice in enumerate(check.choices)}
+    pairs = torch.stack([before[..., index[b]] + after[..., index[a]] for b, a in check.answers])  # [A, S, n]
+    return torch.logsumexp(pairs.flatten(0, 1), dim=0) - math.log(len(moves))
+
+
 def description_scores(janus: Janus, images: Sequence[ImageSource], text: str | Sequence[str],
                        batch_size: int = 16) -> torch.Tensor:
     """[len(images)] log-probability that the model, asked to describe each image (`RANKING_QUESTION`, the
     default system prompt), answers `text`, or any one of several texts: log of the sum of their
     probabilities (each the product over its tokens). Higher: the model's understanding finds the text fits
-    that image better. Ranks generated samples.
+    that image better. Ranks generated samples (`answer_scores` with the texts summed)."""
+    texts = [text] if isinstance(text, str) else list(text)
+    return torch.logsumexp(answer_scores(janus, images, RANKING_QUESTION, texts, batch_size), dim=1)
+
+
+def yes_scores(janus: Janus, images: Sequence[ImageSource], question: str, batch_size: int = 16) -> torch.Tensor:
+    """[len(images)] log-probability that the model answers the yes/no `question` about each image with `yes`
+    rather than `no` (`choice_scores`; <= 0)."""
+    return choice_scores(janus, images, question, ("yes", "no"), batch_size)[:, 0]
+
+
+@torch.inference_mode()
+def choice_scores(janus: Janus, images: Sequence[ImageSource], question: str, choices: Sequence[str],
+                  batch_size: int = 16) -> torch.Tensor:
+    """[len(images), len(choices)] log-probability that the model answers `question` about each image (the default
+    system prompt) with each of `choices`, among them: the log-softmax of the first answer token over the
+    choices' first tokens, one forward of image and question per image, no cache; where two choices begin with
+    the same token, over the whole answers (`answer_scores`)."""
+    model, processor, device = janus.model, janus.processor, janus.device
+    firsts = [processor.answer_ids(choice)[0] for choice in choices]
+    if len(set(firsts)) != len(firsts):
+        return answer_scores(janus, images, question, choices, batch_size).log_softmax(-1)
+    asked = Message("user", f"<image_placeholder>\n{question}", (images[0],) if images else ())
+    prompt = processor.conversation([asked]).ids
+    processor.check_length(len(prompt) + 1)
+    row = torch.tensor(prompt, device=device)
+    positions = torch.arange(len(prompt), device=device)
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        rows = row.expand(len(chunk), -1)  # [b, P]
+        read = janus.prompt_embeds(rows, rows == processor.tokenizer.special.image, processor.pixel_values(chunk))
+        last = model.hidden_states(read, positions.expand(len(chunk), -1))[:, -1]  # [b, D]
+        out.append(model.text_logits(last).float()[:, firsts].log_softmax(-1).cpu())  # [b, k]
+    return torch.cat(out) if out else torch.zeros(0, len(firsts))
+
+
+@torch.inference_mode()
+def answer_scores(janus: Janus, images: Sequence[ImageSource], question: str, texts: Sequence[str],
+                  batch_size: int = 16) -> torch.Tensor:
+    """[len(images), len(texts)] log-probability that the model, asked `question` about each image (the default
+    system prompt), answers each of `texts` (the product over its tokens and the end of the turn).
 
     Each chunk of images is read once: the image and question prefix goes through the LLM into a KV cache, and
     the texts then cost only their own tokens, each distinct prefix of them once: they go in one forward as one
@@ -100,12 +194,12 @@ def description_scores(janus: Janus, images: Sequence[ImageSource], text: str | 
     one-object prompt for the bundled model, about 10 tokens each and 40 as a tree, after a prefix of about
     30); in groups where the cache of them all would pass `SCORING_CACHE_BYTES`."""
     model, processor, device, dtype = janus.model, janus.processor, janus.device, janus.dtype
-    texts = [text] if isinstance(text, str) else list(text)
+    texts = list(texts)
     if not texts or any(not t.strip() for t in texts):
         raise InputError("the text to score is empty")
     special = processor.tokenizer.special
-    question = Message("user", f"<image_placeholder>\n{RANKING_QUESTION}", (images[0],) if images else ())
-    prompt = processor.conversation([question]).ids
+    asked = Message("user", f"<image_placeholder>\n{question}", (images[0],) if images else ())
+    prompt = processor.conversation([asked]).ids
     answers = [processor.answer_ids(t) for t in texts]
     for answer in answers:
         processor.check_length(len(prompt) + len(answer))
@@ -144,8 +238,8 @@ def description_scores(janus: Janus, images: Sequence[ImageSource], text: str | 
             logprobs = model.text_logits(hidden).float().log_softmax(-1)  # [b, N, vocab]
             picked = logprobs[:, tree.nodes, tree.targets]  # [b, E]
             total[:, g0:g1] += picked.new_zeros(b, g1 - g0).index_add_(1, tree.owners, picked)
-        out.append(torch.logsumexp(total, dim=1).cpu())
-    return torch.cat(out) if out else torch.zeros(0)
+        out.append(total.cpu())
+    return torch.cat(out) if out else torch.zeros(0, len(texts))
 
 
 @torch.no_grad()

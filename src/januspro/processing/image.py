@@ -164,3 +164,21 @@ def pil_to_pixels(images: Sequence[Image.Image], size: int) -> torch.Tensor:
     """PIL images -> [B, 3, size, size] in [-1, 1], the VQ tokenizer's input range."""
     arrays = [np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32) for im in images]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def image_part(image: Image.Image, axis: str, line: int, before: bool,
+               fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """`image` with one side of a line painted `fill`: `axis` "x" a vertical line at x = `line` (keeping the
+    columns left of it if `before`, else those from it on), "y" a horizontal one (keeping the rows above it,
+    else those from it on). A partial read of a sample for ranking (`JanusProcessor.ranking_split_checks`)."""
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    width, height = image.size
+    if axis == "x":
+        box = (line, 0, width, height) if before else (0, 0, line, height)
+    else:
+        box = (0, line, width, height) if before else (0, 0, width, line)
+    part = image.convert("RGB")  # (a copy, for an RGB image too)
+    if box[2] > box[0] and box[3] > box[1]:
+        part.paste(fill, box)
+    return part

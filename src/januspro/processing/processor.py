@@ -17,6 +17,7 @@ from januspro.config import JanusConfig
 from januspro.errors import CheckpointError, InputError
 from januspro.processing.chat_format import DEFAULT_SYSTEM_PROMPT, ChatFormat, Message, chat_format
 from januspro.processing.image import ImageProcessor, load_image
+from januspro.processing.split_check import SplitCheck
 from januspro.processing.tokenizer import TextTokenizer
 
 # Classifier-free guidance weight of image generation when a call gives none: the official repo's
@@ -28,16 +29,32 @@ DEFAULT_CFG_WEIGHT = 5.0
 DEFAULT_IMAGE_TEMPERATURE = 1.0
 
 
+@dataclass(frozen=True)
+class CaptionGrammar:
+    """The form of a checkpoint's answers to `Describe the image.`, by which it ranks its own image samples:
+    `captions` maps a prompt to the captions it stands for, `split_checks` to what its images show on either
+    side of a line; each raises ValueError for a prompt outside the grammar."""
+
+    captions: Callable[[str], tuple[str, ...]]
+    split_checks: Callable[[str], tuple[SplitCheck, ...]]
+
+
 def _shapes_world_captions(prompt: str) -> tuple[str, ...]:
     from januspro.shapes.language import captions_for_prompt  # (loads only for a model that names it)
 
     return captions_for_prompt(prompt)
 
 
-# Caption grammars a checkpoint may name (`caption_grammar` in processor_config.json): the form of its answers to
-# `Describe the image.`, by which it ranks its own image samples (`ranking_descriptions`). Each maps a prompt to the
-# captions it stands for, or raises ValueError for a prompt outside the grammar.
-CAPTION_GRAMMARS: dict[str, Callable[[str], tuple[str, ...]]] = {"shapes-world": _shapes_world_captions}
+def _shapes_world_split_checks(prompt: str) -> tuple[SplitCheck, ...]:
+    from januspro.shapes.language import split_checks
+
+    return split_checks(prompt)
+
+
+# Caption grammars a checkpoint may name (`caption_grammar` in processor_config.json), by name.
+CAPTION_GRAMMARS: dict[str, CaptionGrammar] = {
+    "shapes-world": CaptionGrammar(_shapes_world_captions, _shapes_world_split_checks),
+}
 # Samples drawn per returned image when a call gives none: 1 (no ranking) as in the official repo; a checkpoint may
 # name its own (`candidates` in processor_config.json; the bundled model ranks 16, which costs it little).
 DEFAULT_CANDIDATES = 1
@@ -196,10 +213,21 @@ class JanusProcessor:
         otherwise the prompt itself."""
         if self.caption_grammar is not None:
             try:
-                return CAPTION_GRAMMARS[self.caption_grammar](prompt)
+                return CAPTION_GRAMMARS[self.caption_grammar].captions(prompt)
             except ValueError:
                 pass
         return (prompt,)
+
+    def ranking_split_checks(self, prompt: str) -> tuple[SplitCheck, ...]:
+        """What an image fitting `prompt` shows on either side of a line, which the ranking also asks of each
+        sample: with a caption grammar and a prompt in it, the grammar's `split_checks` (for the shapes world,
+        one for a relation or a count: `shapes.language.split_checks`); otherwise none."""
+        if self.caption_grammar is not None:
+            try:
+                return CAPTION_GRAMMARS[self.caption_grammar].split_checks(prompt)
+            except ValueError:
+                pass
+        return ()
 
     # ------------------------------------------------------------------ token ids
 

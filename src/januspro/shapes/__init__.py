@@ -26,8 +26,8 @@ _EXPORTS = {
     ],
     "language": [
         "QUESTION_TYPES", "ObjSpec", "PromptSpec", "QA", "prompts", "descriptions", "parse_prompt",
-        "captions_for_prompt", "scene_for_prompt", "question", "questions", "question_types", "answer",
-        "normalize_answer",
+        "captions_for_prompt", "split_checks", "scene_for_prompt", "question", "questions", "question_types",
+        "answer", "normalize_answer",
     ],
     "judge": ["CATEGORIES", "Detected", "Judgement", "detect", "judge_image", "scene_from_image"],
     "dataset": ["HELD_OUT_SEED", "Sample", "iter_samples", "write_dataset", "read_records"],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from januspro.processing.split_check import SplitCheck
 from januspro.shapes.world import (
     COLORS,
     INVERSE,
@@ -39,6 +40,7 @@ from januspro.shapes.world import (
 )
 
 PREFIX = "an image of "
+COUNT_QUESTION = "How many shapes are there?"
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,27 @@ def captions_for_prompt(text: str) -> tuple[str, ...]:
     return tuple(f"a {size} {o.color} {o.shape} in the {where}" for size in sizes for where in positions)
 
 
+def split_checks(text: str) -> tuple[SplitCheck, ...]:
+    """What an image fitting a prompt shows on either side of some line (`SplitCheck`), in the questions the
+    model answers best. A relation: along its axis, the part before the line has the object named there and
+    the part after it the other (`a red circle above a blue square`: some horizontal line has `Is there a red
+    circle?` answered yes above it and `Is there a blue square?` below it). A count: some line, either way, has
+    one shape on each side (two), or one on one side and two on the other (three). Other prompts: none.
+    ValueError if `text` is not a prompt of the world. Ranking by these asks where each object is, or how many
+    there are in each part, instead of which way round a relation goes or how many small objects a whole image
+    holds, which the model reads worst (docs/bundled-model.md)."""
+    spec = parse_prompt(text)
+    if spec.relation is not None:
+        a, b = (f"Is there a {o.color} {o.shape}?" for o in spec.objects)
+        axis = "x" if spec.relation in ("to the left of", "to the right of") else "y"
+        before, after = (a, b) if spec.relation in ("to the left of", "above") else (b, a)
+        return (SplitCheck((axis,), before, after),)
+    if spec.count is not None:
+        words = tuple(NUMBER_WORDS.values())
+        pairs = tuple((NUMBER_WORDS[k], NUMBER_WORDS[spec.count - k]) for k in range(1, spec.count))
+        return (SplitCheck(("x", "y"), COUNT_QUESTION, COUNT_QUESTION, pairs, words),)
+    return ()
+
 # -------------------------------------------------------------------------- questions
 
 QUESTION_TYPES: tuple[str, ...] = ("color", "shape", "count", "position", "exists", "relation", "describe")
@@ -232,7 +255,7 @@ def question(scene: Scene, qtype: str, rng: np.random.Generator, yes: bool | Non
     if qtype == "count":
         n = len(objs)
         said = "there is one shape" if n == 1 else f"there are {NUMBER_WORDS[n]} shapes"
-        return QA(qtype, "How many shapes are there?", NUMBER_WORDS[n], said)
+        return QA(qtype, COUNT_QUESTION, NUMBER_WORDS[n], said)
     if qtype == "position":
         if scene.kind != "single":
             return None
