@@ -329,6 +329,7 @@ def test_split_checks_add_the_yes_odds_of_both_parts_of_each_split(tiny_janus, m
         for line in (16, 32)])  # [2, 6]: 64 px scenes
     split = scoring.split_scores(janus, pictures, check)
     torch.testing.assert_close(split, torch.logsumexp(per_line, 0) - math.log(2))
+    assert scoring.split_scores(janus, [], check).shape == (0,)
     above = scoring.split_scores(janus, pictures, SplitCheck(("y",), check.before, check.after))
     assert not torch.allclose(split, above)  # the axis counts
     # Several axes and answer pairs: the mean over every line of the sum over the pairs.

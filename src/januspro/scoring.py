@@ -128,6 +128,8 @@ def split_scores(janus: Janus, pictures: Sequence[Image.Image], check: SplitChec
     it `check.after` with one of `check.answers` (summed over those pairs; each answer read among `check.choices`
     by `choice_scores`). A relation's check asks each part what the model answers best, whether an object is
     there, and the line says where; a count's, how many shapes each part holds."""
+    if not pictures:
+        return torch.zeros(0)
     moves = [(axis, f) for axis in check.axes for f in SPLIT_LINES]  # [S] lines
     at = [[round(f * picture.size[0 if axis == "x" else 1]) for picture in pictures] for axis, f in moves]
     parts = {side: [image_part(picture, axis, at[s][i], side) for s, (axis, _) in enumerate(moves)
