@@ -4,6 +4,7 @@ short phrases true of a scene, and questions with their answers.
 
     prompts(scene)                        # every generation prompt (PromptSpec) of the image
     parse_prompt("a red circle to the left of a blue square")   # its PromptSpec
+    split_checks("a red circle to the left of a blue square")   # what its images show either side of a line
     descriptions(scene)                   # short phrases true of it ('a circle', 'two shapes', ...)
     questions(scene, rng)                 # one QA per applicable question type
     answer(scene, "What color is the circle?")                 # 'red'
@@ -209,6 +210,7 @@ def split_checks(text: str) -> tuple[SplitCheck, ...]:
         pairs = tuple((NUMBER_WORDS[k], NUMBER_WORDS[spec.count - k]) for k in range(1, spec.count))
         return (SplitCheck(("x", "y"), COUNT_QUESTION, COUNT_QUESTION, pairs, words),)
     return ()
+
 
 # -------------------------------------------------------------------------- questions
 
