@@ -46,6 +46,14 @@ def tiny_janus(tiny_checkpoint: Path):  # noqa: ANN201
     return januspro.load(tiny_checkpoint, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def bundled_janus():  # noqa: ANN201
+    """The bundled shapes-world model on the CPU, loaded once (tests read it; they patch only what they restore)."""
+    import januspro
+
+    return januspro.load(None, device="cpu")
+
+
 @pytest.fixture()
 def rgb_image() -> Image.Image:
     rng = np.random.default_rng(0)

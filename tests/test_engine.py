@@ -286,7 +286,8 @@ def test_a_checkpoint_default_of_candidates_ranks_calls_that_give_none(tiny_janu
     assert plain.scores == ()
 
 
-def test_split_checks_add_the_yes_odds_of_both_parts_of_each_split(tiny_janus, monkeypatch) -> None:  # noqa: ANN001
+def test_split_checks_add_the_yes_odds_of_both_parts_of_each_split(  # noqa: ANN001
+        tiny_janus, bundled_janus, monkeypatch) -> None:
     """A caption grammar's split checks (shapes world: one per relation) add to a sample's ranking score the log of
     the mean over `SPLIT_LINES` of P(yes | the part before the line, `before`) x P(yes | the part after it, `after`),
     each yes read against no from the first answer token (as a decoder reads it); `best_samples` reads them for
@@ -302,30 +303,33 @@ def test_split_checks_add_the_yes_odds_of_both_parts_of_each_split(tiny_janus, m
 
     prompt = "a blue square to the right of a red circle"
     assert tiny_janus.processor.ranking_split_checks(prompt) == ()  # a checkpoint without the grammar
-    janus = januspro.load(None, device="cpu")
+    janus = bundled_janus
     processor, model = janus.processor, janus.model
     rng = np.random.default_rng(4)
     pictures = [render(sample_pair(rng, ("red", "circle"), ("blue", "square"))) for _ in range(6)]
 
-    # yes_scores: the first answer token's log-softmax over `yes` and `no`, as a decoder reads it.
+    def yes_scores(images: list, question: str, batch_size: int = 16) -> torch.Tensor:  # P(yes) against no
+        return scoring.choice_scores(janus, images, question, ("yes", "no"), batch_size)[:, 0]
+
+    # choice_scores: the first answer token's log-softmax over the choices' (`yes` and `no`), as a decoder reads it.
     question = "Is there a red circle?"
     asked = Message("user", f"<image_placeholder>\n{question}", (pictures[2],))
     batch = processor.batch([processor.conversation([asked])])
     decoder = TextDecoder(model, 1, batch.input_ids.shape[1] + 1)
     logits = decoder.extend(janus.prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values))
     pair = logits.float()[0, [processor.answer_ids("yes")[0], processor.answer_ids("no")[0]]].log_softmax(-1)
-    yes = scoring.yes_scores(janus, pictures, question)
+    yes = yes_scores(pictures, question)
     assert yes.shape == (6,) and bool((yes > math.log(0.9)).all())  # every scene has one
     assert float(yes[2]) == pytest.approx(float(pair[0]), abs=1e-4)
-    torch.testing.assert_close(scoring.yes_scores(janus, pictures, question, batch_size=4), yes)
-    assert bool((scoring.yes_scores(janus, pictures, "Is there a green triangle?") < math.log(0.1)).all())
+    torch.testing.assert_close(yes_scores(pictures, question, batch_size=4), yes)
+    assert bool((yes_scores(pictures, "Is there a green triangle?") < math.log(0.1)).all())
 
     # split_scores, by hand at two lines.
     monkeypatch.setattr(scoring, "SPLIT_LINES", (0.25, 0.5))
     check = SplitCheck(("x",), "Is there a red circle?", "Is there a blue square?")
     per_line = torch.stack([
-        scoring.yes_scores(janus, [image_part(im, "x", line, True) for im in pictures], check.before)
-        + scoring.yes_scores(janus, [image_part(im, "x", line, False) for im in pictures], check.after)
+        yes_scores([image_part(im, "x", line, True) for im in pictures], check.before)
+        + yes_scores([image_part(im, "x", line, False) for im in pictures], check.after)
         for line in (16, 32)])  # [2, 6]: 64 px scenes
     split = scoring.split_scores(janus, pictures, check)
     torch.testing.assert_close(split, torch.logsumexp(per_line, 0) - math.log(2))
@@ -388,7 +392,7 @@ def test_split_checks_add_the_yes_odds_of_both_parts_of_each_split(tiny_janus, m
     assert float(scores[0]) == pytest.approx(float(total.max()), abs=1e-5)
 
 
-def test_split_checks_tell_a_relation_from_its_inverse_on_the_bundled_model() -> None:
+def test_split_checks_tell_a_relation_from_its_inverse_on_the_bundled_model(bundled_janus) -> None:  # noqa: ANN001
     """On rendered pair scenes the bundled model's split score of the relation that holds beats that of its
     inverse on every scene (its answers to `Describe the image.` get the direction wrong about one time in three
     on such scenes: docs/bundled-model.md)."""
@@ -396,7 +400,7 @@ def test_split_checks_tell_a_relation_from_its_inverse_on_the_bundled_model() ->
     from januspro.shapes.language import INVERSE, split_checks
     from januspro.shapes.world import render, sample_pair
 
-    janus = januspro.load(None, device="cpu")
+    janus = bundled_janus
     rng = np.random.default_rng(31)
     scenes = [sample_pair(rng) for _ in range(12)]
     right, inverse = [], []

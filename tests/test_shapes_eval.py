@@ -345,16 +345,16 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "needs the generation evaluation" in err and "\n" not in err
 
 
-def test_vision_probe_reads_a_trained_vit_and_not_a_random_one(tiny_janus, one_thread: None) -> None:
+def test_vision_probe_reads_a_trained_vit_and_not_a_random_one(  # noqa: ANN001
+        tiny_janus, bundled_janus, one_thread: None) -> None:
     """The probe's MLP finds the objects in the bundled ViT's features (trained on scenes) and
     nothing in a random tiny ViT's; it is deterministic and refuses empty counts."""
-    import januspro
     from januspro.shapes.vit_probe import probe_vision, scene_labels
     from januspro.shapes.world import Obj, Scene
 
     labels = scene_labels(Scene((Obj("red", "circle", "small", 5, 30), Obj("blue", "square", "large", 35, 28))))
     assert labels.sum() == 2 and labels[0] == 1  # red circle is the first colour-shape label
-    trained = probe_vision(januspro.load(None, device="cpu"), train_scenes=1500, test_scenes=300, epochs=8)
+    trained = probe_vision(bundled_janus, train_scenes=1500, test_scenes=300, epochs=8)
     assert trained.present_recall > 0.3 and trained.exact["single"] > 0.2 and trained.absent_specificity > 0.9
     assert set(trained.exact) == {"all", "single", "pair", "count"} and trained.test_scenes == 300
     random = probe_vision(tiny_janus, train_scenes=300, test_scenes=100, epochs=4)

@@ -2,7 +2,7 @@
 
 - `description_scores`: how likely the understanding half, asked to describe an image, answers a text
   (`answer_scores`: the same for any question and each text; `choice_scores`: a question's first answer token
-  among a few choices, `yes_scores` for yes/no).
+  among a few choices).
 - `ranking_scores` / `best_samples`: self-verified generation. A checkpoint whose processor names a caption
   grammar ranks its samples by the description scores of the captions a prompt stands for, optionally as the
   mean of several shifted reads (`processor.ranking_shift`), plus the grammar's split checks (`split_scores`:
@@ -71,8 +71,8 @@ def ranking_scores(janus: Janus, images: Sequence[ImageSource], prompt: str) -> 
     white), so that one unlucky cut of a small object by the ViT's patch grid weighs less; plus
     `SPLIT_WEIGHT` x the `split_scores` of each of `processor.ranking_split_checks(prompt)`."""
     pictures = [load_image(image) for image in images]  # (paths, bytes and arrays too, as description_scores)
-    texts = janus.processor.ranking_descriptions(prompt)
-    return _second_reads(janus, pictures, prompt, description_scores(janus, pictures, texts))
+    texts, checks = janus.processor.ranking_descriptions(prompt), janus.processor.ranking_split_checks(prompt)
+    return _second_reads(janus, pictures, texts, checks, description_scores(janus, pictures, texts))
 
 
 def best_samples(janus: Janus, images: Sequence[ImageSource], prompt: str,
@@ -84,27 +84,28 @@ def best_samples(janus: Janus, images: Sequence[ImageSource], prompt: str,
     best: docs/bundled-model.md)."""
     if keep < 1:
         raise InputError(f"keep must be >= 1, got {keep}")
-    texts = janus.processor.ranking_descriptions(prompt)
+    texts, checks = janus.processor.ranking_descriptions(prompt), janus.processor.ranking_split_checks(prompt)
     pictures = [load_image(image) for image in images]
     first = description_scores(janus, pictures, texts)  # [n]
     keep = min(keep, len(pictures))
-    if not janus.processor.ranking_shift and not janus.processor.ranking_split_checks(prompt):
+    if not janus.processor.ranking_shift and not checks:
         best = torch.argsort(first, descending=True, stable=True)[:keep]
         return best, first[best]
     shortlist = torch.argsort(first, descending=True, stable=True)[: shortlist_size(len(pictures), keep)]  # [m]
-    scores = _second_reads(janus, [pictures[i] for i in shortlist.tolist()], prompt, first[shortlist], keep)  # [m]
+    shortlisted = [pictures[i] for i in shortlist.tolist()]
+    scores = _second_reads(janus, shortlisted, texts, checks, first[shortlist], keep)  # [m]
     order = torch.argsort(scores, descending=True, stable=True)[:keep]
     return shortlist[order], scores[order]
 
 
-def _second_reads(janus: Janus, pictures: Sequence[Image.Image], prompt: str, first: torch.Tensor,
-                  keep: int | None = None) -> torch.Tensor:
-    """[len(pictures)] the ranking score of each picture from its plain description score `first`: the mean with
-    its shifted reads (`processor.ranking_shift`), plus the weighted split checks of the prompt. With `keep`,
-    each check reads only the `split_shortlist_size` best pictures so far, and the others score -inf."""
-    shift, texts = janus.processor.ranking_shift, janus.processor.ranking_descriptions(prompt)
+def _second_reads(janus: Janus, pictures: Sequence[Image.Image], texts: Sequence[str], checks: Sequence[SplitCheck],
+                  first: torch.Tensor, keep: int | None = None) -> torch.Tensor:
+    """[len(pictures)] the ranking score of each picture from its plain description score `first` of `texts`: the
+    mean with its shifted reads (`processor.ranking_shift`), plus the weighted split `checks`. With `keep`, each
+    check reads only the `split_shortlist_size` best pictures so far, and the others score -inf."""
+    shift = janus.processor.ranking_shift
     scores = mean_of_reads(janus, pictures, texts, first, shift) if shift else first
-    for check in janus.processor.ranking_split_checks(prompt):
+    for check in checks:
         size = len(pictures) if keep is None else split_shortlist_size(len(pictures), keep, check)
         top = torch.argsort(scores, descending=True, stable=True)[:size]  # [s]
         split = split_scores(janus, [pictures[i] for i in top.tolist()], check)  # [s]
@@ -151,10 +152,11 @@ def description_scores(janus: Janus, images: Sequence[ImageSource], text: str | 
     return torch.logsumexp(answer_scores(janus, images, RANKING_QUESTION, texts, batch_size), dim=1)
 
 
-def yes_scores(janus: Janus, images: Sequence[ImageSource], question: str, batch_size: int = 16) -> torch.Tensor:
-    """[len(images)] log-probability that the model answers the yes/no `question` about each image with `yes`
-    rather than `no` (`choice_scores`; <= 0)."""
-    return choice_scores(janus, images, question, ("yes", "no"), batch_size)[:, 0]
+def _question_ids(janus: Janus, question: str, images: Sequence[ImageSource]) -> list[int]:
+    """The prompt ids of `question` asked about an image (the default system prompt): the same for each of
+    `images`, whose image tokens are a fixed number."""
+    asked = Message("user", f"<image_placeholder>\n{question}", tuple(images[:1]))
+    return janus.processor.conversation([asked]).ids
 
 
 @torch.inference_mode()
@@ -168,8 +170,7 @@ def choice_scores(janus: Janus, images: Sequence[ImageSource], question: str, ch
     firsts = [processor.answer_ids(choice)[0] for choice in choices]
     if len(set(firsts)) != len(firsts):
         return answer_scores(janus, images, question, choices, batch_size).log_softmax(-1)
-    asked = Message("user", f"<image_placeholder>\n{question}", (images[0],) if images else ())
-    prompt = processor.conversation([asked]).ids
+    prompt = _question_ids(janus, question, images)
     processor.check_length(len(prompt) + 1)
     row = torch.tensor(prompt, device=device)
     positions = torch.arange(len(prompt), device=device)
@@ -200,8 +201,7 @@ def answer_scores(janus: Janus, images: Sequence[ImageSource], question: str, te
     if not texts or any(not t.strip() for t in texts):
         raise InputError("the text to score is empty")
     special = processor.tokenizer.special
-    asked = Message("user", f"<image_placeholder>\n{question}", (images[0],) if images else ())
-    prompt = processor.conversation([asked]).ids
+    prompt = _question_ids(janus, question, images)
     answers = [processor.answer_ids(t) for t in texts]
     for answer in answers:
         processor.check_length(len(prompt) + len(answer))
