@@ -150,6 +150,11 @@ def test_chat_with_an_image_equals_the_engine(server: LiveServer, janus: januspr
     assert response.usage.prompt_tokens == expected[0].prompt_tokens
     assert response.usage.completion_tokens == sum(len(r.tokens) for r in expected)
     assert response.model == "tiny" and response.object == "chat.completion"
+    # The extension `verify` (check answers where the model's caption grammar can; the tiny model has none).
+    unchecked = server.client().chat.completions.create(
+        model="tiny", messages=[user("What is in the image?", url)], temperature=0.8, top_p=0.9,
+        max_tokens=12, seed=5, n=2, extra_body={"verify": False})
+    assert [c.message.content for c in unchecked.choices] == [r.text for r in expected]
 
 
 def test_conversation_with_system_prompt_equals_the_engine(server: LiveServer, janus: januspro.Janus,
@@ -290,6 +295,7 @@ def _bad_cases() -> list[tuple[str, str, Any, int, str]]:
         ("audio part", chat, {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
          400, "invalid_value"),
         ("temperature range", chat, {"messages": [user("hi")], "temperature": 5}, 400, "invalid_value"),
+        ("verify not a bool", chat, {"messages": [user("hi")], "verify": "maybe"}, 400, "invalid_value"),
         ("stop unsupported", chat, {"messages": [user("hi")], "stop": ["\n"]}, 400, "unsupported_parameter"),
         ("tools unsupported", chat, {"messages": [user("hi")], "tools": [{"type": "function"}]}, 400,
          "unsupported_parameter"),

@@ -81,7 +81,7 @@ class OracleJanus:
             text = "no" if self.broken else answer(scene, message.text)
             if not text.startswith("a "):
                 text = f"the {text}"
-            out.append(SimpleNamespace(text=f"{text.capitalize()}."))  # case, article and period are ignored
+            out.append(SimpleNamespace(text=f"{text.capitalize()}.", unverified=None))  # case, article, period ignored
         return out
 
 
@@ -148,6 +148,38 @@ def test_a_broken_model_scores_what_it_deserves() -> None:
     assert accuracy["exists"] == accuracy["relation"] == 0.5  # always "no"
     assert accuracy["color"] == accuracy["describe"] == 0.0
     assert 0 < report.understanding.overall < 1
+
+
+class CheckingJanus(OracleJanus):
+    """Answers every relation question `no` on its own, and right once it checks its answer (`ChatResult.unverified`
+    holds the `no` it changed)."""
+
+    def chat_batch(self, conversations: Sequence, options) -> list[SimpleNamespace]:  # noqa: ANN001
+        out = []
+        for conversation, result in zip(conversations, super().chat_batch(conversations, options)):
+            own = "no" if conversation[0].text.startswith("Is the ") else None
+            out.append(SimpleNamespace(text=result.text, unverified=own if own and own not in result.text.lower() else None))
+        return out
+
+
+def test_the_model_s_own_answers_are_reported_beside_the_checked_ones() -> None:
+    options = EvalOptions(prompts_per_category=2, images_per_prompt=1, questions_per_type=8, generation=False)
+    report = evaluate(CheckingJanus(), options)
+    u = report.understanding
+    assert u.overall == 1.0 and {s.name: s.score for s in u.unchecked_types}["relation"] == 0.5
+    assert all(s.score == 1.0 for s in u.unchecked_types if s.name != "relation")
+    assert u.unchecked_overall == pytest.approx(1 - 4 / 56)
+    changed = [o for o in u.outcomes if o.unchecked_answer is not None]
+    assert len(changed) == 4 and all(o.correct and not o.right_unchecked and o.expected == "yes" for o in changed)
+    out = report.to_dict(details=True)["understanding"]
+    assert out["types"]["relation"] == {"accuracy": 1.0, "correct": 8, "questions": 8, "unchecked_accuracy": 0.5}
+    assert out["unchecked_overall"] == u.unchecked_overall
+    assert sum("unchecked_answer" in q for q in out["questions"]) == 4
+    table = format_report(report)
+    assert "unchecked" in table and "0.500" in table.split("relation")[1].splitlines()[0]
+    # A model that checks nothing reports the same figures twice.
+    plain = evaluate(OracleJanus(), options).understanding
+    assert plain.unchecked_overall == plain.overall == 1.0
 
 
 class BadRankerJanus(OracleJanus):
@@ -405,9 +437,9 @@ class BindingBlindJanus(OracleJanus):
                 right = answer(scene, text)
                 inverse_right = answer(scene, text.replace(f" {said} ", f" {INVERSE[said]} "))
                 text = "yes" if "yes" in (right, inverse_right) else "no"
-                out.append(SimpleNamespace(text=text))
+                out.append(SimpleNamespace(text=text, unverified=None))
                 continue
-            out.append(SimpleNamespace(text=answer(scene, text)))
+            out.append(SimpleNamespace(text=answer(scene, text), unverified=None))
         return out
 
 

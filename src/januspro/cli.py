@@ -46,7 +46,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     images = [load_image(path) for path in args.image]  # fail fast on a bad image, before loading
     options = ChatOptions(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-        top_k=args.top_k, seed=args.seed, system=args.system,
+        top_k=args.top_k, seed=args.seed, system=args.system, verify=False if args.no_verify else None,
     )
     options.sampling()
     janus = load_from_args(args)
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="image to ask about (repeat for several; they come before the question)")
     chat.add_argument("--max-new-tokens", type=positive_int, default=512, help="answer length limit (default 512)")
     chat.add_argument("--system", default=None, help="system prompt (default: the model's; '' for none)")
+    chat.add_argument("--no-verify", action="store_true",
+                      help="print the model's own answers unchecked (the bundled model checks relation questions "
+                           "and pair captions by reading parts of the image)")
     _add_sampling_args(chat, temperature=0.0)
     add_model_arguments(chat)
     chat.set_defaults(func=cmd_chat)

@@ -40,6 +40,7 @@ from januspro.packed_linear import pack_linear_layers, packing_supported, unpack
 from januspro.processing.chat_format import Message
 from januspro.processing.image import ImageSource, pixels_to_pil
 from januspro.processing.processor import JanusProcessor, PromptIds
+from januspro.processing.tokenizer import IMAGE
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,11 @@ class ChatOptions:
     top_k: int | None = None
     seed: int = 0
     system: str | None = None  # None: the model's default system prompt; "" for none
+    # Check the answer to a question about one image where the checkpoint's caption grammar can: the model reads
+    # parts of the image to settle between the answers it might have meant (`scoring.verified_answer`; for the
+    # bundled model, relation questions and pair captions). A checked answer streams whole, once settled. None: the
+    # checkpoint's default (`verify_answers` in its processor_config.json; on for the bundled model).
+    verify: bool | None = None
 
     def sampling(self) -> SamplingParams:
         if self.max_new_tokens < 1:
@@ -104,6 +110,9 @@ class ChatResult:
     tokens: tuple[int, ...]
     prompt_tokens: int
     finish_reason: str  # "stop" (end of turn) or "length" (token budget spent)
+    # Where checking the answer (`ChatOptions.verify`) changed it: the model's own answer (`text` and `tokens` are
+    # the checked one's).
+    unverified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,15 @@ class ImageResult:
     # its index among them.
     drawn: list[Image.Image] = field(default_factory=list, repr=False)
     picked: tuple[int, ...] = ()
+
+
+def _image_question(conversation: Sequence[Message]) -> tuple[ImageSource, str] | None:
+    """The one image of a conversation and its last user turn's text (placeholders removed), or None where it
+    holds another number of images or does not end with a user turn."""
+    images = [image for message in conversation for image in message.images]
+    if len(images) != 1 or not conversation or conversation[-1].role != "user":
+        return None
+    return images[0], " ".join(conversation[-1].text.replace(IMAGE, " ").split())
 
 
 def _as_messages(conversation: str | Message | Sequence[Message], images: Sequence[ImageSource]) -> list[Message]:
@@ -197,7 +215,29 @@ class Janus:
             for row, token in enumerate(step):
                 if token is not None:
                     tokens[row].append(token)
-        return [self._result(t, len(p.ids), eos) for t, p in zip(tokens, prompts)]
+        results = [self._result(t, len(p.ids), eos) for t, p in zip(tokens, prompts)]
+        return [self._verified(result, self.answer_check(c, options)) for result, c in zip(results, conversations)]
+
+    def answer_check(self, conversation: Sequence[Message], options: ChatOptions) -> tuple[ImageSource, str] | None:
+        """(image, question) where the answer that ends `conversation` gets checked (`ChatOptions.verify`, else the
+        checkpoint's `verify_answers`): one image in the conversation and a question the caption grammar checks;
+        else None."""
+        verify = self.processor.verify_answers if options.verify is None else options.verify
+        if not verify:
+            return None
+        found = _image_question(conversation)
+        if found is None or not self.processor.checks_answer(found[1]):
+            return None
+        return found
+
+    def _verified(self, result: ChatResult, check: tuple[ImageSource, str] | None) -> ChatResult:
+        """`result`, its answer checked where `check` (`answer_check`) says so (`scoring.verified_answer`)."""
+        if check is None or result.finish_reason != "stop":
+            return result
+        text = scoring.verified_answer(self, check[0], check[1], result.text)
+        if text == result.text:
+            return result
+        return ChatResult(text, tuple(self.processor.answer_ids(text)), result.prompt_tokens, "stop", result.text)
 
     def _result(self, tokens: list[int], prompt_tokens: int, eos: int) -> ChatResult:
         finished = bool(tokens) and tokens[-1] == eos
@@ -384,6 +424,8 @@ class ChatSession:
             self._decoder = TextDecoder(janus.model, 1, len(prompt.ids) + budget + 64, compile=janus.compile)
         embeds = janus.prompt_embeds(batch.input_ids, batch.image_mask, batch.pixel_values)
         logits = self._decoder.extend(embeds)
+        answer_start = self._decoder.length
+        check = janus.answer_check(self.history, options)  # a checked answer is yielded once settled
         eos = processor.tokenizer.special.eos
         user_cue = f"{processor.chat_format.user}:"
         tokens: list[int] = []
@@ -400,16 +442,19 @@ class ChatSession:
             if decoded.endswith("\ufffd"):
                 continue  # byte-level BPE split a character across tokens: wait for the rest of it
             settled = answer_text(decoded, user_cue)
-            if len(settled) > len(sent):
+            if len(settled) > len(sent) and check is None:
                 yield settled[len(sent):]
                 sent = settled
-        result = janus._result(tokens, len(prompt.ids), eos)
+        result = janus._verified(janus._result(tokens, len(prompt.ids), eos), check)
         if len(result.text) > len(sent) and result.text.startswith(sent):
             yield result.text[len(sent):]
         self._last_result = result
         self.history.append(Message("assistant", result.text))
-        # The last sampled token is not in the cache yet; the turn must end with EOS.
-        self._pending = tokens[-1:] + ([] if tokens and tokens[-1] == eos else [eos])
+        if result.unverified is not None:  # the cache holds the model's own answer: the checked one replaces it
+            self._decoder.rewind(answer_start)
+            self._pending = list(result.tokens)
+        else:  # the last sampled token is not in the cache yet; the turn must end with EOS
+            self._pending = tokens[-1:] + ([] if tokens and tokens[-1] == eos else [eos])
 
 
 def answer_text(text: str, user_cue: str, finished: bool = False) -> str:

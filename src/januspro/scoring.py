@@ -270,3 +270,19 @@ def image_code_logprobs(janus: Janus, images: Sequence[ImageSource], prompt: str
         logprobs = model.image_logits(hidden).float().log_softmax(-1)  # [b, N, codebook]
         out.append(logprobs.gather(-1, codes[..., None])[..., 0].mean(-1).cpu())
     return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.inference_mode()
+def verified_answer(janus: Janus, image: ImageSource, question: str, answer: str) -> str:
+    """The model's `answer` to `question` about one image, checked by the model itself: where the processor's
+    caption grammar names the answers it might have meant (`JanusProcessor.answer_alternatives`: for the shapes
+    world, a relation question's yes and no, a pair caption with each relation), the one whose split check the
+    model finds likeliest in the image (`split_scores`); otherwise `answer` as it is. The same reads that rank
+    generated samples: which side of a line each object is on, which the model answers far better than which
+    way a relation points."""
+    alternatives = janus.processor.answer_alternatives(question, answer)
+    if not alternatives:
+        return answer
+    picture = load_image(image)
+    scores = torch.stack([split_scores(janus, [picture], check)[0] for _, check in alternatives])  # [A]
+    return alternatives[int(scores.argmax())][0]

@@ -84,6 +84,15 @@ class TextDecoder:
         self.next_pos += mask.sum(-1)
         return self.model.text_logits(hidden[:, -1])
 
+    def rewind(self, length: int) -> None:
+        """Forget every slot from `length` on (what was fed after the first `length` slots): the next tokens fed
+        take their slots and rotary positions."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot rewind to {length} of {self.length} slots")
+        self.next_pos -= self.valid[:, length:self.length].sum(-1)
+        self.valid[:, length:] = False
+        self.length = length
+
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row ([B] ids); return the next logits [B, vocab]."""
         self._reserve(1)

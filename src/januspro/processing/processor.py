@@ -33,10 +33,15 @@ DEFAULT_IMAGE_TEMPERATURE = 1.0
 class CaptionGrammar:
     """The form of a checkpoint's answers to `Describe the image.`, by which it ranks its own image samples:
     `captions` maps a prompt to the captions it stands for, `split_checks` to what its images show on either
-    side of a line; each raises ValueError for a prompt outside the grammar."""
+    side of a line; each raises ValueError for a prompt outside the grammar. And by which it checks its own
+    answers (`verify_answers`): `checks_answer` says whether an answer to a question may be checked (known before
+    the answer is written), `answer_alternatives` maps a question and the model's answer to the answers it might
+    have meant, each with the split check that holds where it is right (none: the answer stands)."""
 
     captions: Callable[[str], tuple[str, ...]]
     split_checks: Callable[[str], tuple[SplitCheck, ...]]
+    checks_answer: Callable[[str], bool] = lambda question: False  # noqa: E731 (default: checks no answers)
+    answer_alternatives: Callable[[str, str], tuple[tuple[str, SplitCheck], ...]] = lambda question, answer: ()
 
 
 def _shapes_world_captions(prompt: str) -> tuple[str, ...]:
@@ -51,9 +56,22 @@ def _shapes_world_split_checks(prompt: str) -> tuple[SplitCheck, ...]:
     return split_checks(prompt)
 
 
+def _shapes_world_checks_answer(question: str) -> bool:
+    from januspro.shapes.language import checks_answer
+
+    return checks_answer(question)
+
+
+def _shapes_world_answer_alternatives(question: str, answer: str) -> tuple[tuple[str, SplitCheck], ...]:
+    from januspro.shapes.language import answer_alternatives
+
+    return answer_alternatives(question, answer)
+
+
 # Caption grammars a checkpoint may name (`caption_grammar` in processor_config.json), by name.
 CAPTION_GRAMMARS: dict[str, CaptionGrammar] = {
-    "shapes-world": CaptionGrammar(_shapes_world_captions, _shapes_world_split_checks),
+    "shapes-world": CaptionGrammar(_shapes_world_captions, _shapes_world_split_checks, _shapes_world_checks_answer,
+                                   _shapes_world_answer_alternatives),
 }
 # Samples drawn per returned image when a call gives none: 1 (no ranking) as in the official repo; a checkpoint may
 # name its own (`candidates` in processor_config.json; the bundled model ranks 16, which costs it little).
@@ -108,6 +126,7 @@ class JanusProcessor:
         caption_grammar: str | None = None,
         candidates: int = DEFAULT_CANDIDATES,
         ranking_shift: int = DEFAULT_RANKING_SHIFT,
+        verify_answers: bool = False,
     ) -> None:
         for name, value in (("cfg_weight", cfg_weight), ("image_temperature", image_temperature)):
             if not _is_non_negative(value):
@@ -118,6 +137,10 @@ class JanusProcessor:
             raise InputError(f"candidates must be an integer >= 1, got {candidates!r}")
         if not _is_count(ranking_shift, least=0):
             raise InputError(f"ranking_shift must be an integer >= 0 (pixels), got {ranking_shift!r}")
+        if not isinstance(verify_answers, bool):
+            raise InputError(f"verify_answers must be true or false, got {verify_answers!r}")
+        if verify_answers and caption_grammar is None:
+            raise InputError("verify_answers needs a caption_grammar (which says how answers are checked)")
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_format = fmt
@@ -129,6 +152,7 @@ class JanusProcessor:
         self.caption_grammar = caption_grammar  # how the model describes images, if it was taught one form
         self.candidates = int(candidates)  # and how many samples it draws per image by default, keeping its best
         self.ranking_shift = int(ranking_shift)  # and by how many pixels it also reads each sample shifted, ranking
+        self.verify_answers = verify_answers  # whether it checks its answers about one image by default (`ChatOptions`)
 
     @classmethod
     def from_folder(
@@ -176,6 +200,7 @@ class JanusProcessor:
                 processor_config.get("caption_grammar"),  # type: ignore[arg-type]
                 processor_config.get("candidates", DEFAULT_CANDIDATES),  # type: ignore[arg-type]
                 processor_config.get("ranking_shift", DEFAULT_RANKING_SHIFT),  # type: ignore[arg-type]
+                processor_config.get("verify_answers", False),  # type: ignore[arg-type]
             )
         except InputError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
@@ -205,6 +230,8 @@ class JanusProcessor:
             processor_config["candidates"] = self.candidates
         if self.ranking_shift != DEFAULT_RANKING_SHIFT:
             processor_config["ranking_shift"] = self.ranking_shift
+        if self.verify_answers:
+            processor_config["verify_answers"] = True
         (folder / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n", encoding="utf-8")
 
     def ranking_descriptions(self, prompt: str) -> tuple[str, ...]:
@@ -228,6 +255,21 @@ class JanusProcessor:
             except ValueError:
                 pass
         return ()
+
+    def checks_answer(self, question: str) -> bool:
+        """Whether the caption grammar may check an answer to `question` (`answer_alternatives`)."""
+        if self.caption_grammar is None:
+            return False
+        return CAPTION_GRAMMARS[self.caption_grammar].checks_answer(question)
+
+    def answer_alternatives(self, question: str, answer: str) -> tuple[tuple[str, SplitCheck], ...]:
+        """The answers the model might have meant by `answer` to `question` about one image, each with the split
+        check that holds where it is right (`scoring.verified_answer` keeps the one whose check the model finds
+        likeliest): the caption grammar's (for the shapes world, `shapes.language.answer_alternatives`: relation
+        questions and pair captions); none without a grammar or for a question it does not check."""
+        if not self.checks_answer(question):
+            return ()
+        return CAPTION_GRAMMARS[self.caption_grammar].answer_alternatives(question, answer)  # type: ignore[index]
 
     # ------------------------------------------------------------------ token ids
 

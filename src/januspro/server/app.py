@@ -185,7 +185,8 @@ class _API:
             top_p = None
         temperature = OPENAI_DEFAULT_TEMPERATURE if body.temperature is None else body.temperature
         options = ChatOptions(max_new_tokens=body.token_limit or self.settings.default_max_tokens,
-                              temperature=temperature, top_p=top_p, top_k=top_k, system=chat.system)
+                              temperature=temperature, top_p=top_p, top_k=top_k, system=chat.system,
+                              verify=body.verify)
         try:
             options.sampling()
             prompt = self.janus.processor.conversation(chat.messages, chat.system)

@@ -58,6 +58,9 @@ class ChatCompletionRequest(_Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     top_k: int | None = Field(default=None, ge=1)  # extension (as vLLM)
+    # Extension: whether the model checks an answer about one image where its caption grammar can (ChatOptions.verify;
+    # None: the model's default, on for the bundled model).
+    verify: bool | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = Field(default=None, ge=-INT64, le=INT64)

@@ -215,6 +215,14 @@ class QuestionOutcome:
     expected: str
     answer: str
     correct: bool
+    # Where the model checked its answer (`ChatOptions.verify`) and that changed it: its own answer, unchecked.
+    unchecked_answer: str | None = None
+    unchecked_correct: bool | None = None  # None: as `correct` (the check changed nothing)
+
+    @property
+    def right_unchecked(self) -> bool:
+        """Whether the model's own answer, before any check, was right."""
+        return self.correct if self.unchecked_correct is None else self.unchecked_correct
 
 
 @dataclass(frozen=True)
@@ -222,6 +230,10 @@ class UnderstandingReport:
     types: tuple[Score, ...]
     overall: float  # fraction of all questions answered right
     outcomes: tuple[QuestionOutcome, ...]
+    # The same for the model's own answers, before the checks of `ChatOptions.verify` (the bundled model checks
+    # relation questions and pair captions; equal to the above for a model that checks nothing).
+    unchecked_types: tuple[Score, ...] = ()
+    unchecked_overall: float | None = None
 
 
 @dataclass(frozen=True)
@@ -275,14 +287,21 @@ class ShapesEvalReport:
                 ]
         if self.understanding is not None:
             u = self.understanding
+            unchecked = {s.name: s for s in u.unchecked_types}
             out["understanding"] = {
                 "overall": u.overall,
-                "types": {s.name: {"accuracy": s.score, "correct": s.correct, "questions": s.total} for s in u.types},
+                "types": {s.name: {"accuracy": s.score, "correct": s.correct, "questions": s.total}
+                          | ({"unchecked_accuracy": unchecked[s.name].score} if s.name in unchecked else {})
+                          for s in u.types},
+                "unchecked_overall": u.unchecked_overall,
             }
             if details:
                 out["understanding"]["questions"] = [
                     {"type": o.qtype, "question": o.question, "expected": o.expected, "answer": o.answer,
-                     "correct": o.correct} for o in u.outcomes
+                     "correct": o.correct}
+                    | ({"unchecked_answer": o.unchecked_answer, "unchecked_correct": o.unchecked_correct}
+                       if o.unchecked_answer is not None else {})
+                    for o in u.outcomes
                 ]
         if self.word_probe is not None:
             out["word_probe"] = {w.name: {"scenes": w.scenes, "logprob": w.logprob, "swapped_logprob": w.swapped_logprob,
@@ -365,14 +384,19 @@ def evaluate_understanding(janus: Janus, options: EvalOptions = EvalOptions(), p
         conversations = [[Message("user", qa.question, (render(scene),))] for scene, qa in batch]
         for (_, qa), result in zip(batch, janus.chat_batch(conversations, chat)):
             right = normalize_answer(result.text) == normalize_answer(qa.answer)
-            outcomes.append(QuestionOutcome(qa.qtype, qa.question, qa.answer, result.text, right))
+            own = result.unverified
+            own_right = None if own is None else normalize_answer(own) == normalize_answer(qa.answer)
+            outcomes.append(QuestionOutcome(qa.qtype, qa.question, qa.answer, result.text, right, own, own_right))
         if progress:
             progress("understanding", len(outcomes), len(items))
-    scores = tuple(
-        Score(t, sum(o.correct for o in outcomes if o.qtype == t), sum(1 for o in outcomes if o.qtype == t))
-        for t in QUESTION_TYPES
-    )
-    return UnderstandingReport(scores, sum(o.correct for o in outcomes) / len(outcomes), tuple(outcomes))
+
+    def scores(right: Callable[[QuestionOutcome], bool]) -> tuple[Score, ...]:
+        return tuple(Score(t, sum(right(o) for o in outcomes if o.qtype == t), sum(1 for o in outcomes if o.qtype == t))
+                     for t in QUESTION_TYPES)
+
+    return UnderstandingReport(scores(lambda o: o.correct), sum(o.correct for o in outcomes) / len(outcomes),
+                               tuple(outcomes), scores(lambda o: o.right_unchecked),
+                               sum(o.right_unchecked for o in outcomes) / len(outcomes))
 
 
 def _swap_words(position: str, pair: dict[str, str]) -> str:
@@ -488,11 +512,14 @@ def format_report(report: ShapesEvalReport) -> str:
                          f"{np.mean([d.ceiling for d in g.drawn]):>15.3f}{g.overall:>8.3f}")
     u = report.understanding
     if u is not None:
-        lines += ["", "understanding (greedy answers)", f"  {'question type':<20}{'questions':>10}{'correct':>9}{'accuracy':>10}"]
+        lines += ["", "understanding (greedy answers; unchecked: the model's own, before it checks them)",
+                  f"  {'question type':<20}{'questions':>10}{'correct':>9}{'accuracy':>10}{'unchecked':>11}"]
+        own = {s.name: s.score for s in u.unchecked_types}
         for s in u.types:
-            lines.append(f"  {s.name:<20}{s.total:>10}{s.correct:>9}{s.score:>10.3f}")
+            lines.append(f"  {s.name:<20}{s.total:>10}{s.correct:>9}{s.score:>10.3f}{own.get(s.name, s.score):>11.3f}")
         total = sum(s.total for s in u.types)
-        lines.append(f"  {'overall':<20}{total:>10}{sum(s.correct for s in u.types):>9}{u.overall:>10.3f}")
+        unchecked = u.overall if u.unchecked_overall is None else u.unchecked_overall
+        lines.append(f"  {'overall':<20}{total:>10}{sum(s.correct for s in u.types):>9}{u.overall:>10.3f}{unchecked:>11.3f}")
     if report.word_probe is not None:
         lines += ["", ("word probe (mean log-probability per code of held-out scenes: own caption, one word swapped; "
                         "color binding: a pair's two colours exchanged)"),

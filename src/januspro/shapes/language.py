@@ -212,6 +212,57 @@ def split_checks(text: str) -> tuple[SplitCheck, ...]:
     return ()
 
 
+_RELATION_QUESTION_RE = re.compile(
+    rf"is the ({_COLOR_RE}) ({_SHAPE_RE}) ({'|'.join(RELATIONS)}) the ({_COLOR_RE}) ({_SHAPE_RE})\?")
+_PAIR_CAPTION_RE = re.compile(rf"a ({_COLOR_RE}) ({_SHAPE_RE}) ({'|'.join(RELATIONS)}) a ({_COLOR_RE}) ({_SHAPE_RE})")
+DESCRIBE_QUESTION = "Describe the image."
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def checks_answer(question_text: str) -> bool:
+    """Whether `answer_alternatives` may check an answer to this question: a relation question, or `Describe the
+    image.` (whose answer is checked where it is a pair caption)."""
+    text = _clean(question_text)
+    return _is_describe(text) or _RELATION_QUESTION_RE.fullmatch(text) is not None
+
+
+def _is_describe(clean_question: str) -> bool:
+    return clean_question.rstrip(".") == DESCRIBE_QUESTION.lower().rstrip(".")
+
+
+def _relation_checks(a: tuple[str, str], b: tuple[str, str]) -> tuple[tuple[str, SplitCheck], ...]:
+    """Per relation from `a` to `b`, in `RELATIONS` order: the relation and its split check."""
+    return tuple((relation, split_checks(f"a {a[0]} {a[1]} {relation} a {b[0]} {b[1]}")[0]) for relation in RELATIONS)
+
+
+def answer_alternatives(question_text: str, answer_text: str) -> tuple[tuple[str, SplitCheck], ...]:
+    """The answers the model might have meant, each with the split check that holds in an image where it is right,
+    to check the model's own answer against (`scoring.verified_answer`): for a relation question (`Is the red
+    circle to the left of the blue square?`), `yes` with the asked relation's check and `no` with each of the
+    three others'; for a pair caption answering `Describe the image.`, the caption with each of the four relations.
+    Other questions and answers: none (the answer stands). The model tells which side of a line an object is on
+    far better than which way a relation goes (docs/bundled-model.md), so the relation whose check it finds
+    likeliest settles the answer. Both name the same two objects as the question or answer; a question naming one
+    object twice gets none."""
+    question_clean, answer_clean = _clean(question_text), _clean(answer_text).rstrip(".")
+    m = _RELATION_QUESTION_RE.fullmatch(question_clean)
+    if m:
+        a, asked, b = (m[1], m[2]), m[3], (m[4], m[5])
+        if a == b:
+            return ()
+        return tuple(("yes" if relation == asked else "no", check) for relation, check in _relation_checks(a, b))
+    caption = _PAIR_CAPTION_RE.fullmatch(answer_clean)
+    if caption and _is_describe(question_clean):
+        a, b = (caption[1], caption[2]), (caption[4], caption[5])
+        if a == b:
+            return ()
+        return tuple((f"a {a[0]} {a[1]} {relation} a {b[0]} {b[1]}", check) for relation, check in _relation_checks(a, b))
+    return ()
+
+
 # -------------------------------------------------------------------------- questions
 
 QUESTION_TYPES: tuple[str, ...] = ("color", "shape", "count", "position", "exists", "relation", "describe")

@@ -40,6 +40,7 @@ from januspro.training.recipe import (
     BUNDLED_CFG_WEIGHT,
     BUNDLED_IMAGE_TEMPERATURE,
     BUNDLED_RANKING_SHIFT,
+    BUNDLED_VERIFY_ANSWERS,
     Recipe,
     bundled_config,
     smoke_recipe,
@@ -102,7 +103,8 @@ def make_model(recipe: Recipe, data: Path, device: torch.device):  # type: ignor
     processor = JanusProcessor(tokenizer, pixels, JANUS_PRO, config.num_image_tokens,
                                config.language.max_position_embeddings, system_prompt="", cfg_weight=BUNDLED_CFG_WEIGHT,
                                image_temperature=BUNDLED_IMAGE_TEMPERATURE, caption_grammar="shapes-world",
-                               candidates=BUNDLED_CANDIDATES, ranking_shift=BUNDLED_RANKING_SHIFT)
+                               candidates=BUNDLED_CANDIDATES, ranking_shift=BUNDLED_RANKING_SHIFT,
+                               verify_answers=BUNDLED_VERIFY_ANSWERS)
     return Janus(model, processor, name="shapes-world")
 
 
