@@ -18,8 +18,9 @@ from januspro.training.recipe import BUNDLED_CANDIDATES, BUNDLED_CFG_WEIGHT, BUN
 def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     out = build_bundled(tmp_path / "model", workdir=tmp_path / "work", smoke=True, progress=False)
     card = json.loads((out / "training.json").read_text())
-    assert set(card["seconds"]) >= {"data", "tokenizer", "components", "stages", "stage4", "total"}
-    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip", "stage4_vit"}
+    assert set(card["seconds"]) >= {"data", "tokenizer", "components", "stages", "stage4", "decoder", "total"}
+    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip", "stage4_vit",
+                                             "vq_decoder_final"}
     assert "patch_loss" in card["components_final"]["siglip"]  # the smoke recipe trains the ViT's dense head too
     assert "patch_loss" in card["components_final"]["stage4_vit"]  # and continues it before stage 4
     train = tmp_path / "work" / "train"
@@ -232,6 +233,34 @@ def test_recipe_without_stage4_skips_it(tmp_path: Path) -> None:
     card = json.loads((out / "training.json").read_text())
     assert "stage4" not in card["seconds"] and "stage4_vit" not in card["components_final"]
     assert not (tmp_path / "work" / "data4").exists() and not (tmp_path / "work" / "stage4").exists()
+    assert "decoder" in card["seconds"]  # the decoder's last fine-tune does not need stage 4
+
+
+def test_the_decoder_s_last_fine_tune_changes_only_the_decoder(tmp_path: Path) -> None:
+    """`Recipe.vq_decoder_final`, the build's last phase, moves the VQ decoder (and post_quant_conv) and nothing
+    else: the encoder and codebook keep every image's codes, and the LLM, heads and ViT are stage 4's tensor for
+    tensor. With 0 steps the build skips it. A build that finished stage 4 gains it with `--resume` (its recipe
+    changed only there)."""
+    from dataclasses import replace
+
+    from januspro.training.build import _recipe_json
+    from januspro.training.recipe import smoke_recipe
+
+    recipe = replace(smoke_recipe(), vq_decoder_final=replace(smoke_recipe().vq_decoder_final, steps=0))
+    work = tmp_path / "work"
+    without = build_bundled(tmp_path / "without", workdir=work, recipe=recipe, progress=False)
+    assert "decoder" not in json.loads((without / "training.json").read_text())["seconds"]
+    state = json.loads((work / "build_state.json").read_text())
+    state["recipe"] = _recipe_json(smoke_recipe())
+    (work / "build_state.json").write_text(json.dumps(state))
+    polished = build_bundled(tmp_path / "polished", workdir=work, smoke=True, progress=False, resume=True)
+    before = januspro.load(work / "stage4", device="cpu").model.state_dict()
+    after = januspro.load(work / "decoder", device="cpu").model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("gen_vision_model.decoder.", "gen_vision_model.post_quant_conv.")) for k in moved)
+    assert any(k.startswith("gen_vision_model.decoder.") for k in moved)
+    exported = januspro.load(polished, device="cpu").model.state_dict()
+    assert all(torch.equal(exported[k], after[k].to(torch.bfloat16).float()) for k in after)
 
 
 def test_recipe_refuses_unknown_stage4_data_kinds() -> None:
@@ -336,18 +365,19 @@ def test_an_interrupted_build_resumes_to_the_same_model(tmp_path: Path, monkeypa
         build_bundled(out, workdir=work, smoke=True, seed=1, progress=False, resume=True)
     build_bundled(out, workdir=work, smoke=True, progress=False, resume=True)
 
-    for folder in ("train", "stage4"):  # the fp32 weights after the stages and after stage 4
+    for folder in ("train", "stage4", "decoder"):  # the fp32 weights after the stages, stage 4 and the decoder
         a = januspro.load(tmp_path / "work-straight" / folder, device="cpu").model.state_dict()
         b = januspro.load(work / folder, device="cpu").model.state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), folder
     a, b = (januspro.load(path, device="cpu").model.state_dict() for path in (straight, out))
     assert all(torch.equal(a[k], b[k]) for k in a)
     card = json.loads((out / "training.json").read_text())
-    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip", "stage4_vit"}
+    assert set(card["components_final"]) == {"vq", "vq_blank_codes", "vq_decoder", "siglip", "stage4_vit",
+                                             "vq_decoder_final"}
     stages = [line.split(",")[0] for line in (work / "train" / "loss.csv").read_text().splitlines()[1:]]
     assert stages == [line.split(",")[0] for line in
                       (tmp_path / "work-straight" / "train" / "loss.csv").read_text().splitlines()[1:]]
-    (work / "stage4" / build.RNG_STATE).unlink()  # a work folder damaged by hand
+    (work / "decoder" / build.RNG_STATE).unlink()  # a work folder damaged by hand (its latest phase)
     with pytest.raises(InputError, match="holds no finished phase"):
         build_bundled(out, workdir=work, smoke=True, progress=False, resume=True)
     (work / "build_state.json").write_text(json.dumps({"recipe": state["recipe"], "done": []}))

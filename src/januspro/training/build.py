@@ -166,6 +166,24 @@ def train_vit(recipe: Recipe, janus, scenes: Sequence[Scene], images: Sequence[I
     return history[-1] if history else {}
 
 
+def polish_vq_decoder(recipe: Recipe, janus, progress: bool = True) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The build's last phase: the VQ decoder fine-tuned once more (`recipe.vq_decoder_final`) on the component
+    images' codes, encoder and codebook frozen, so the codes the LLM learned keep their meaning. Returns its final
+    losses ({} when it has no steps)."""
+    if not recipe.vq_decoder_final.steps:
+        return {}
+    vq = janus.model.gen_vision_model
+    device = vq.quant_conv.weight.device
+    images = pil_to_pixels([s.image for s in component_samples(recipe)], janus.config.gen_vision.image_size).to(device)
+    vq.to(memory_format=torch.channels_last)
+    try:
+        history = tune_vq_decoder(vq, images.contiguous(memory_format=torch.channels_last), recipe.vq_decoder_final,
+                                  name="vq decoder (final)", progress=progress)
+    finally:
+        vq.to(memory_format=torch.contiguous_format)
+    return history[-1]
+
+
 def init_gen_embed_from_codebook(model: JanusModel) -> None:
     """Copy the VQ tokenizer's codebook (the vectors its decoder reads, l2-normalised where the VQ
     normalises) into the LLM's generation input embedding, which has the same shape
@@ -363,7 +381,8 @@ def build_bundled(
         log.info("%s done in %.1fs", phase, seconds[phase])
 
     checkpoints = {"components": workdir / "components", "stages": workdir / "train",
-                   "stage4_vit": workdir / "stage4_vit", "stage4": workdir / "stage4"}  # in build order
+                   "stage4_vit": workdir / "stage4_vit", "stage4": workdir / "stage4",
+                   "decoder": workdir / "decoder"}  # in build order
     janus = None
     for phase in reversed(checkpoints):  # the latest finished phase's model
         if phase in done:
@@ -392,10 +411,15 @@ def build_bundled(
                                resume=resume and (checkpoints["stage4"] / "trainer_state.pt").exists())
             _save_rng(checkpoints["stage4"])
             finish("stage4")
+    if recipe.vq_decoder_final.steps and "decoder" not in done:
+        finals["vq_decoder_final"] = polish_vq_decoder(recipe, janus, progress)
+        finish("decoder", (janus, checkpoints["decoder"]))
     assert janus is not None  # every path above made or loaded it
     timings = {name: seconds[name] for name in ("data", "tokenizer", "components", "stages") if name in seconds}
     if recipe.stage4 is not None:
         timings["stage4"] = round(seconds.get("stage4_vit", 0.0) + seconds.get("stage4", 0.0), 1)
+    if "decoder" in seconds:
+        timings["decoder"] = seconds["decoder"]
     timings["total"] = round(sum(seconds.values()), 1)
     card = {
         "name": "januspro shapes-world model",
