@@ -39,6 +39,7 @@ def test_bundled_recipe_runs_end_to_end(tmp_path: Path) -> None:
     assert janus.processor.image_temperature == BUNDLED_IMAGE_TEMPERATURE  # and its sampling temperature
     assert janus.processor.caption_grammar == "shapes-world"  # and how it describes images (ranks its samples)
     assert janus.processor.candidates == BUNDLED_CANDIDATES  # and how many samples per image it ranks by default
+    assert janus.processor.verify_answers  # and checks its answers about one image by default
     assert janus.chat("What color is the circle?", images=[torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()],
                       options=januspro.ChatOptions(max_new_tokens=4)).tokens
     result = janus.generate_images("a red circle", januspro.ImageOptions(n=2, seed=0))
