@@ -36,12 +36,13 @@ class CaptionGrammar:
     side of a line; each raises ValueError for a prompt outside the grammar. And by which it checks its own
     answers (`verify_answers`): `checks_answer` says whether an answer to a question may be checked (known before
     the answer is written), `answer_alternatives` maps a question and the model's answer to the answers it might
-    have meant, each with the split check that holds where it is right (none: the answer stands)."""
+    have meant, each with the split check that holds where it is right, or None for the answer that holds where no
+    check is likely (none at all: the answer stands)."""
 
     captions: Callable[[str], tuple[str, ...]]
     split_checks: Callable[[str], tuple[SplitCheck, ...]]
     checks_answer: Callable[[str], bool] = lambda question: False  # noqa: E731 (default: checks no answers)
-    answer_alternatives: Callable[[str, str], tuple[tuple[str, SplitCheck], ...]] = lambda question, answer: ()
+    answer_alternatives: Callable[[str, str], tuple[tuple[str, SplitCheck | None], ...]] = lambda question, answer: ()
 
 
 def _shapes_world_captions(prompt: str) -> tuple[str, ...]:
@@ -62,7 +63,7 @@ def _shapes_world_checks_answer(question: str) -> bool:
     return checks_answer(question)
 
 
-def _shapes_world_answer_alternatives(question: str, answer: str) -> tuple[tuple[str, SplitCheck], ...]:
+def _shapes_world_answer_alternatives(question: str, answer: str) -> tuple[tuple[str, SplitCheck | None], ...]:
     from januspro.shapes.language import answer_alternatives
 
     return answer_alternatives(question, answer)
@@ -262,10 +263,10 @@ class JanusProcessor:
             return False
         return CAPTION_GRAMMARS[self.caption_grammar].checks_answer(question)
 
-    def answer_alternatives(self, question: str, answer: str) -> tuple[tuple[str, SplitCheck], ...]:
+    def answer_alternatives(self, question: str, answer: str) -> tuple[tuple[str, SplitCheck | None], ...]:
         """The answers the model might have meant by `answer` to `question` about one image, each with the split
-        check that holds where it is right (`scoring.verified_answer` keeps the one whose check the model finds
-        likeliest): the caption grammar's (for the shapes world, `shapes.language.answer_alternatives`: relation
+        check that holds where it is right, or None where no check is likely (`scoring.verified_answer` keeps the
+        one whose check the model finds likeliest): the caption grammar's (for the shapes world, `shapes.language.answer_alternatives`: relation
         questions and pair captions); none without a grammar or for a question it does not check."""
         if not self.checks_answer(question):
             return ()

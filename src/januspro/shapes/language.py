@@ -238,28 +238,31 @@ def _relation_checks(a: tuple[str, str], b: tuple[str, str]) -> tuple[tuple[str,
     return tuple((relation, split_checks(f"a {a[0]} {a[1]} {relation} a {b[0]} {b[1]}")[0]) for relation in RELATIONS)
 
 
-def answer_alternatives(question_text: str, answer_text: str) -> tuple[tuple[str, SplitCheck], ...]:
+def answer_alternatives(question_text: str, answer_text: str) -> tuple[tuple[str, SplitCheck | None], ...]:
     """The answers the model might have meant, each with the split check that holds in an image where it is right,
     to check the model's own answer against (`scoring.verified_answer`): for a relation question (`Is the red
-    circle to the left of the blue square?`), `yes` with the asked relation's check and `no` with each of the
-    three others'; for a pair caption answering `Describe the image.`, the caption with each of the four relations.
-    Other questions and answers: none (the answer stands). The model tells which side of a line an object is on
-    far better than which way a relation goes (docs/bundled-model.md), so the relation whose check it finds
-    likeliest settles the answer. Both name the same two objects as the question or answer; a question naming one
-    object twice gets none."""
+    circle to the left of the blue square?`), `yes` with the asked relation's check, `no` with each of the three
+    others', and `no` without a check (where no relation's check is likely, the two objects are not both there);
+    for a pair caption answering `Describe the image.`, the caption with each of the four relations, and the
+    answer as it is without a check. Other questions and answers: none (the answer stands). The model tells which
+    side of a line an object is on far better than which way a relation goes (docs/bundled-model.md), so the
+    relation whose check it finds likeliest settles the answer. Both name the same two objects as the question or
+    answer; a question naming one object twice gets none."""
     question_clean, answer_clean = _clean(question_text), _clean(answer_text).rstrip(".")
     m = _RELATION_QUESTION_RE.fullmatch(question_clean)
     if m:
         a, asked, b = (m[1], m[2]), m[3], (m[4], m[5])
         if a == b:
             return ()
-        return tuple(("yes" if relation == asked else "no", check) for relation, check in _relation_checks(a, b))
+        checked = tuple(("yes" if relation == asked else "no", check) for relation, check in _relation_checks(a, b))
+        return (*checked, ("no", None))
     caption = _PAIR_CAPTION_RE.fullmatch(answer_clean)
     if caption and _is_describe(question_clean):
         a, b = (caption[1], caption[2]), (caption[4], caption[5])
         if a == b:
             return ()
-        return tuple((f"a {a[0]} {a[1]} {relation} a {b[0]} {b[1]}", check) for relation, check in _relation_checks(a, b))
+        checked = tuple((f"a {a[0]} {a[1]} {relation} a {b[0]} {b[1]}", check) for relation, check in _relation_checks(a, b))
+        return (*checked, (answer_text, None))
     return ()
 
 
