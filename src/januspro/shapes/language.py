@@ -361,8 +361,7 @@ _QUESTION_RES = (
     ("count", re.compile(r"how many shapes are there\?")),
     ("position", re.compile(rf"where is the ({_COLOR_RE}) ({_SHAPE_RE})\?")),
     ("exists", re.compile(rf"is there a ({_COLOR_RE}) ({_SHAPE_RE})\?")),
-    ("relation", re.compile(
-        rf"is the ({_COLOR_RE}) ({_SHAPE_RE}) ({'|'.join(RELATIONS)}) the ({_COLOR_RE}) ({_SHAPE_RE})\?")),
+    ("relation", _RELATION_QUESTION_RE),
     ("describe", re.compile(r"describe the image\.")),
 )
 
