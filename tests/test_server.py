@@ -157,6 +157,24 @@ def test_chat_with_an_image_equals_the_engine(server: LiveServer, janus: januspr
     assert [c.message.content for c in unchecked.choices] == [r.text for r in expected]
 
 
+def test_the_verify_extension_reaches_the_engine(server: LiveServer, janus: januspro.Janus, picture: Image.Image,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`verify` arrives as `ChatOptions.verify` where the engine decides whether to check an answer (None when the
+    request leaves it out: the model's default), streamed or not."""
+    seen: list[bool | None] = []
+    decide = janus.answer_check
+    monkeypatch.setattr(janus, "answer_check", lambda conversation, options: seen.append(options.verify) or
+                        decide(conversation, options))
+    url = data_url(png_bytes(picture))
+    for body, stream in (({"verify": True}, False), ({"verify": False}, True), ({}, False)):
+        created = server.client().chat.completions.create(
+            model="tiny", messages=[user("Describe the image.", url)], max_tokens=4, seed=3, stream=stream,
+            extra_body=body)
+        if stream:
+            list(created)
+    assert seen == [True, False, None]
+
+
 def test_conversation_with_system_prompt_equals_the_engine(server: LiveServer, janus: januspro.Janus,
                                                            picture: Image.Image) -> None:
     messages = [

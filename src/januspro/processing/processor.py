@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -45,34 +45,21 @@ class CaptionGrammar:
     answer_alternatives: Callable[[str, str], tuple[tuple[str, SplitCheck | None], ...]] = lambda question, answer: ()
 
 
-def _shapes_world_captions(prompt: str) -> tuple[str, ...]:
-    from januspro.shapes.language import captions_for_prompt  # (loads only for a model that names it)
+def _shapes_world(name: str) -> Callable[..., Any]:
+    """`januspro.shapes.language.<name>`, imported on the first call (only for a model that names the grammar)."""
 
-    return captions_for_prompt(prompt)
+    def call(*args: str) -> Any:
+        from januspro.shapes import language
 
+        return getattr(language, name)(*args)
 
-def _shapes_world_split_checks(prompt: str) -> tuple[SplitCheck, ...]:
-    from januspro.shapes.language import split_checks
-
-    return split_checks(prompt)
-
-
-def _shapes_world_checks_answer(question: str) -> bool:
-    from januspro.shapes.language import checks_answer
-
-    return checks_answer(question)
-
-
-def _shapes_world_answer_alternatives(question: str, answer: str) -> tuple[tuple[str, SplitCheck | None], ...]:
-    from januspro.shapes.language import answer_alternatives
-
-    return answer_alternatives(question, answer)
+    return call
 
 
 # Caption grammars a checkpoint may name (`caption_grammar` in processor_config.json), by name.
 CAPTION_GRAMMARS: dict[str, CaptionGrammar] = {
-    "shapes-world": CaptionGrammar(_shapes_world_captions, _shapes_world_split_checks, _shapes_world_checks_answer,
-                                   _shapes_world_answer_alternatives),
+    "shapes-world": CaptionGrammar(_shapes_world("captions_for_prompt"), _shapes_world("split_checks"),
+                                   _shapes_world("checks_answer"), _shapes_world("answer_alternatives")),
 }
 # Samples drawn per returned image when a call gives none: 1 (no ranking) as in the official repo; a checkpoint may
 # name its own (`candidates` in processor_config.json; the bundled model ranks 16, which costs it little).
@@ -268,9 +255,9 @@ class JanusProcessor:
         check that holds where it is right, or None where no check is likely (`scoring.verified_answer` keeps the
         one whose check the model finds likeliest): the caption grammar's (for the shapes world, `shapes.language.answer_alternatives`: relation
         questions and pair captions); none without a grammar or for a question it does not check."""
-        if not self.checks_answer(question):
+        if self.caption_grammar is None:
             return ()
-        return CAPTION_GRAMMARS[self.caption_grammar].answer_alternatives(question, answer)  # type: ignore[index]
+        return CAPTION_GRAMMARS[self.caption_grammar].answer_alternatives(question, answer)
 
     # ------------------------------------------------------------------ token ids
 

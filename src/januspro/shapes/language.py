@@ -201,15 +201,22 @@ def split_checks(text: str) -> tuple[SplitCheck, ...]:
     holds, which the model reads worst (docs/bundled-model.md)."""
     spec = parse_prompt(text)
     if spec.relation is not None:
-        a, b = (f"Is there a {o.color} {o.shape}?" for o in spec.objects)
-        axis = "x" if spec.relation in ("to the left of", "to the right of") else "y"
-        before, after = (a, b) if spec.relation in ("to the left of", "above") else (b, a)
-        return (SplitCheck((axis,), before, after),)
+        a, b = spec.objects
+        return (relation_check((a.color, a.shape), spec.relation, (b.color, b.shape)),)
     if spec.count is not None:
         words = tuple(NUMBER_WORDS.values())
         pairs = tuple((NUMBER_WORDS[k], NUMBER_WORDS[spec.count - k]) for k in range(1, spec.count))
         return (SplitCheck(("x", "y"), COUNT_QUESTION, COUNT_QUESTION, pairs, words),)
     return ()
+
+
+def relation_check(a: tuple[str, str], relation: str, b: tuple[str, str]) -> SplitCheck:
+    """The split check of `a` (colour, shape) `relation` `b`: along the relation's axis, `Is there a {a}?` answered
+    yes before some line and `Is there a {b}?` after it (the other way round for right of and below)."""
+    first, second = (f"Is there a {color} {shape}?" for color, shape in (a, b))
+    axis = "x" if relation in ("to the left of", "to the right of") else "y"
+    before, after = (first, second) if relation in ("to the left of", "above") else (second, first)
+    return SplitCheck((axis,), before, after)
 
 
 _RELATION_QUESTION_RE = re.compile(
@@ -235,7 +242,7 @@ def _is_describe(clean_question: str) -> bool:
 
 def _relation_checks(a: tuple[str, str], b: tuple[str, str]) -> tuple[tuple[str, SplitCheck], ...]:
     """Per relation from `a` to `b`, in `RELATIONS` order: the relation and its split check."""
-    return tuple((relation, split_checks(f"a {a[0]} {a[1]} {relation} a {b[0]} {b[1]}")[0]) for relation in RELATIONS)
+    return tuple((relation, relation_check(a, relation, b)) for relation in RELATIONS)
 
 
 def answer_alternatives(question_text: str, answer_text: str) -> tuple[tuple[str, SplitCheck | None], ...]:
@@ -318,7 +325,7 @@ def question(scene: Scene, qtype: str, rng: np.random.Generator, yes: bool | Non
         o = objs[0]
         return QA(qtype, f"Where is the {o.name}?", o.position, f"the {o.name} is in the {o.position}")
     if qtype == "describe":
-        return QA(qtype, "Describe the image.", scene.caption, scene.caption)
+        return QA(qtype, DESCRIBE_QUESTION, scene.caption, scene.caption)
     yes = bool(rng.integers(2)) if yes is None else yes
     if qtype == "exists":
         present = sorted({(o.color, o.shape) for o in objs})

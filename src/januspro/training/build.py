@@ -117,15 +117,21 @@ def component_samples(recipe: Recipe, count: int | None = None) -> list[Sample]:
     return [next(samples) for _ in range(recipe.component_images if count is None else count)]
 
 
+def _vq_pixels(model: JanusModel, samples: Sequence[Sample]) -> torch.Tensor:
+    """The samples' images as the VQ trainers read them: [N, 3, S, S] in [-1, 1] on the VQ's device, channels-last
+    (the layout the VQ trains in)."""
+    device = model.gen_vision_model.quant_conv.weight.device
+    pixels = pil_to_pixels([s.image for s in samples], model.config.gen_vision.image_size).to(device)
+    return pixels.contiguous(memory_format=torch.channels_last)
+
+
 def train_components(recipe: Recipe, janus, progress: bool = True) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
     """The pieces Janus takes off the shelf: the VQ tokenizer (its decoder then fine-tuned on its final codes) and
     the understanding ViT."""
     model = janus.model
-    device = model.gen_head.vision_head.weight.device
     pairs = component_samples(recipe)
-    images = pil_to_pixels([s.image for s in pairs], model.config.gen_vision.image_size).to(device)
+    images = _vq_pixels(model, pairs)
     model.gen_vision_model.to(memory_format=torch.channels_last)
-    images = images.contiguous(memory_format=torch.channels_last)
     history_vq = train_vq(model.gen_vision_model, images, recipe.vq, progress=progress)
     finals = {"vq": history_vq[-1] if history_vq else {}}
     if recipe.blank_patch_codes:
@@ -173,12 +179,10 @@ def polish_vq_decoder(recipe: Recipe, janus, progress: bool = True) -> dict[str,
     if not recipe.vq_decoder_final.steps:
         return {}
     vq = janus.model.gen_vision_model
-    device = vq.quant_conv.weight.device
-    images = pil_to_pixels([s.image for s in component_samples(recipe)], janus.config.gen_vision.image_size).to(device)
+    images = _vq_pixels(janus.model, component_samples(recipe))
     vq.to(memory_format=torch.channels_last)
     try:
-        history = tune_vq_decoder(vq, images.contiguous(memory_format=torch.channels_last), recipe.vq_decoder_final,
-                                  name="vq decoder (final)", progress=progress)
+        history = tune_vq_decoder(vq, images, recipe.vq_decoder_final, name="vq decoder (final)", progress=progress)
     finally:
         vq.to(memory_format=torch.contiguous_format)
     return history[-1]
